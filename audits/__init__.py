@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: events, the Merkle tree over them, signed checkpoints, proofs."""

@@ -1,0 +1,133 @@
+"""Writing to the audit log: append (inside the caller's transaction), sequence, checkpoint.
+
+Design (see docs/audit-log.md, "Service behaviour"): an append is one INSERT into the pending
+queue in the same transaction as the change, so the event is durable exactly when the change is
+and concurrent writers never contend on a head row. After commit, the writer tries a
+non-blocking lock and, if it gets it, sequences the whole queue in batches: assigns dense ``seq``
+numbers in queue order, stores the canonical leaf bytes and hashes, removes the rows from the
+queue. A writer that does not get the lock leaves its event to the holder, which re-checks the
+queue after releasing the lock, so no event waits for a later writer.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audits.context import request_id_var
+from audits.core.canonical import canonical_bytes
+from audits.models import AuditEvent, AuditPending
+
+# Any 64-bit constant; names the sequencer's advisory lock in PostgreSQL.
+_SEQUENCER_LOCK_KEY = 0x6A7564_17_5E0
+_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an event is about: a type (``registry.model``), an id and a human label."""
+
+    type: str
+    id: str
+    label: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"type": self.type, "id": self.id, "label": self.label}
+
+
+def format_ts(value: datetime) -> str:
+    """RFC 3339 UTC with microseconds, the only timestamp form that appears in leaves."""
+    return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def audit_append(*, actor: dict[str, Any], action: str, target: Target | None, payload: dict[str, Any]) -> None:
+    """Record one event as part of the current transaction (call it inside ``transaction.atomic``).
+
+    If the caller's transaction rolls back, the event goes with it; if this insert fails, the
+    caller's change fails too. The event becomes a numbered leaf moments after commit.
+    """
+    body = {
+        "ts": format_ts(timezone.now()),
+        "actor": actor,
+        "action": action,
+        "target": target.as_dict() if target else None,
+        "request_id": request_id_var.get(),
+        "payload": payload,
+    }
+    AuditPending.objects.create(body=canonical_bytes(body))
+    transaction.on_commit(audit_sequence)
+
+
+def _try_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True  # SQLite: BEGIN IMMEDIATE already serialises writers.
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [_SEQUENCER_LOCK_KEY])
+        return bool(cur.fetchone()[0])
+
+
+def _unlock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [_SEQUENCER_LOCK_KEY])
+
+
+def _sequence_batch() -> int:
+    with transaction.atomic():
+        pending = list(AuditPending.objects.order_by("id")[:_BATCH])
+        if not pending:
+            return 0
+        last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+        seq = 0 if last is None else last + 1
+        events = []
+        for row in pending:
+            body = json.loads(bytes(row.body))
+            body["seq"] = seq
+            leaf = canonical_bytes(body)
+            actor = body.get("actor") or {}
+            target = body.get("target") or {}
+            events.append(AuditEvent(
+                seq=seq,
+                ts=datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt_timezone.utc),
+                action=body["action"],
+                actor_id=actor.get("id") if actor.get("type") == "user" else None,
+                actor_name=str(actor.get("username") or actor.get("name") or ""),
+                target_type=target.get("type", ""),
+                target_id=str(target.get("id", "")),
+                request_id=body.get("request_id") or "",
+                leaf=leaf,
+                leaf_hash=hashlib.sha256(b"\x00" + leaf).digest(),
+            ))
+            seq += 1
+        AuditEvent.objects.bulk_create(events)
+        AuditPending.objects.filter(id__in=[p.id for p in pending]).delete()
+        return len(events)
+
+
+def audit_sequence(*, inline: bool = False) -> int:
+    """Move every queued event into the log; returns how many this call sequenced.
+
+    Safe to call from anywhere, any number of times, concurrently: one caller at a time holds the
+    lock; the others return at once, and the holder re-checks the queue after releasing it.
+    ``inline`` sequences even inside an open transaction (tests, the verifier's own catch-up).
+    """
+    if connection.in_atomic_block and connection.vendor == "postgresql" and not inline:
+        # Sequencing inside someone's transaction would hold the lock until that commits.
+        transaction.on_commit(audit_sequence)
+        return 0
+    total = 0
+    while True:
+        if not _try_lock():
+            return total
+        try:
+            while (n := _sequence_batch()):
+                total += n
+        finally:
+            _unlock()
+        if not AuditPending.objects.exists():
+            return total

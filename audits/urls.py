@@ -1,0 +1,5 @@
+"""Audit log routes, mounted under /api/v1/."""
+from django.urls import path
+
+app_name = "audits"
+urlpatterns: list = []

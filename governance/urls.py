@@ -1,0 +1,26 @@
+"""Top-level routes: the API (versioned), its schema and docs, the admin portal, health."""
+from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from governance.api.exceptions import json_not_found, json_server_error
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers; says nothing about the data."""
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include("registry.urls")),
+    path("api/v1/", include("audits.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = json_not_found
+handler500 = json_server_error

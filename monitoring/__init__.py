@@ -1,0 +1,1 @@
+"""Evidence: drift, bias and validation reports computed by workers."""

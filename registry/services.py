@@ -1,0 +1,350 @@
+"""Writes on the registry. Each validates, changes, and appends its audit event in one transaction."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from audits.core.canonical import CanonicalError, canonical_bytes
+from audits.services import Target, audit_append
+from governance.access import Principal
+from governance.errors import Conflict, ValidationFailed
+from governance.models import Team
+from registry.models import (
+    SINGLE_HOLDER_STAGES,
+    DataCategory,
+    Dataset,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+    Stage,
+    StageAssignment,
+    name_validator,
+    sha256_validator,
+)
+
+MODEL_EDITABLE = ("description", "risk_tier", "intended_use", "data_categories", "tags")
+VERSION_EDITABLE = ("description", "tags")
+MAX_JSON_KEYS = 500
+
+
+def model_target(model: RegisteredModel) -> Target:
+    return Target("registry.model", str(model.pk), model.name)
+
+
+def version_target(version: ModelVersion) -> Target:
+    return Target("registry.version", str(version.pk), f"{version.model.name} v{version.version}")
+
+
+def dataset_target(dataset: Dataset) -> Target:
+    return Target("registry.dataset", str(dataset.pk), f"{dataset.name} v{dataset.version}")
+
+
+def _check(validator: Any, value: str, field: str) -> None:
+    try:
+        validator(value)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(f"{field}: {' '.join(exc.messages)}", code=f"invalid_{field}",
+                               details={field: exc.messages}) from exc
+
+
+def _check_categories(values: Any, field: str = "data_categories") -> list[str]:
+    allowed = set(DataCategory.values)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValidationFailed(f"{field} must be a list of strings from {sorted(allowed)}.", code="invalid_categories")
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise ValidationFailed(f"{field} has unknown values {unknown}; allowed: {sorted(allowed)}.",
+                               code="invalid_categories")
+    return sorted(set(values))
+
+
+def _check_mapping(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationFailed(f"{field} must be a JSON object.", code=f"invalid_{field}")
+    if len(value) > MAX_JSON_KEYS:
+        raise ValidationFailed(f"{field} has {len(value)} keys; at most {MAX_JSON_KEYS} are kept.",
+                               code=f"invalid_{field}")
+    try:
+        canonical_bytes(value)  # it will be recorded in the audit log, so it must be canonical JSON
+    except CanonicalError as exc:
+        raise ValidationFailed(f"{field} cannot be recorded: {exc}. Integers must stay within +-2^53 and "
+                               "numbers must be finite.", code=f"invalid_{field}") from exc
+    return value
+
+
+def _check_member(actor: Principal, team: Team) -> None:
+    """Writers act for their own teams only (administrators for any)."""
+    if actor.system is not None or (actor.can("view_all_models") and actor.team_scope is None):
+        return
+    scope = actor.team_scope
+    if (scope is not None and scope.pk != team.pk) or not actor.user.groups.filter(pk=team.group_id).exists():
+        raise ValidationFailed(f"You are not a member of team {team.slug!r}" +
+                               (" or your token is scoped to another team" if scope else "") + ".",
+                               code="not_team_member")
+
+
+def _grant_team(obj: Any, team: Team, perms: tuple[str, ...]) -> None:
+    for perm in perms:
+        assign_perm(perm, team.group, obj)
+
+
+def model_create(*, actor: Principal, name: str, team: Team, description: str = "",
+                 risk_tier: str = RiskTier.MEDIUM, intended_use: str = "",
+                 data_categories: list[str] | None = None, tags: dict[str, Any] | None = None) -> RegisteredModel:
+    """Register a model for a team and grant that team's group access to it."""
+    actor.require("create_model", action="registry.model.created")
+    _check(name_validator, name, "name")
+    if risk_tier not in RiskTier.values:
+        raise ValidationFailed(f"risk_tier must be one of {RiskTier.values}.", code="invalid_risk_tier")
+    categories = _check_categories(data_categories or [])
+    tags = _check_mapping(tags or {}, "tags")
+    _check_member(actor, team)
+    with transaction.atomic():
+        if RegisteredModel.objects.filter(name=name).exists():
+            raise Conflict(f"A model named {name!r} already exists; choose another name.", code="duplicate_model")
+        try:
+            with transaction.atomic():
+                model = RegisteredModel.objects.create(
+                    name=name, team=team, description=description, risk_tier=risk_tier,
+                    intended_use=intended_use, data_categories=categories, tags=tags,
+                    created_by=actor.user if actor.system is None else None)
+        except IntegrityError as exc:
+            raise Conflict(f"A model named {name!r} already exists; choose another name.",
+                           code="duplicate_model") from exc
+        _grant_team(model, team, ("registry.view_registeredmodel", "registry.change_registeredmodel"))
+        audit_append(actor=actor.snapshot(), action="registry.model.created", target=model_target(model),
+                     payload={"team": team.slug, "risk_tier": risk_tier, "data_categories": categories,
+                              "description": description, "intended_use": intended_use, "tags": tags})
+    return model
+
+
+def model_update(*, actor: Principal, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
+    """Edit a model's descriptive fields; the event keeps before and after of what changed."""
+    actor.require("change_model", target=model_target(model), action="registry.model.updated")
+    _check_member(actor, model.team)
+    unknown = sorted(set(changes) - set(MODEL_EDITABLE))
+    if unknown:
+        raise ValidationFailed(f"These fields cannot be changed here: {unknown}. Editable: {list(MODEL_EDITABLE)}.",
+                               code="immutable_field")
+    if "risk_tier" in changes and changes["risk_tier"] not in RiskTier.values:
+        raise ValidationFailed(f"risk_tier must be one of {RiskTier.values}.", code="invalid_risk_tier")
+    if "data_categories" in changes:
+        changes["data_categories"] = _check_categories(changes["data_categories"])
+    if "tags" in changes:
+        _check_mapping(changes["tags"], "tags")
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        before = {k: getattr(model, k) for k in changes}
+        after = {k: v for k, v in changes.items() if before[k] != v}
+        if not after:
+            return model
+        for key, value in after.items():
+            setattr(model, key, value)
+        model.updated_at = timezone.now()
+        model.save(update_fields=[*after, "updated_at"])
+        audit_append(actor=actor.snapshot(), action="registry.model.updated", target=model_target(model),
+                     payload={"before": {k: before[k] for k in after}, "after": after})
+    return model
+
+
+def model_archive(*, actor: Principal, model: RegisteredModel) -> RegisteredModel:
+    """Archive a model: it stays, with all its versions and history, but takes no new versions."""
+    actor.require("archive_model", target=model_target(model), action="registry.model.archived")
+    _check_member(actor, model.team)
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        if model.archived:
+            raise Conflict(f"Model {model.name!r} is already archived.", code="already_archived")
+        if StageAssignment.objects.filter(model=model, ended_at__isnull=True, stage__in=SINGLE_HOLDER_STAGES).exists():
+            raise Conflict(f"Model {model.name!r} still has a version in staging or production; "
+                           "move it out before archiving the model.", code="model_in_use")
+        model.archived = True
+        model.updated_at = timezone.now()
+        model.save(update_fields=["archived", "updated_at"])
+        audit_append(actor=actor.snapshot(), action="registry.model.archived", target=model_target(model), payload={})
+    return model
+
+
+def model_delete(*, actor: Principal, model: RegisteredModel) -> None:
+    """Delete a model that never had a version (a typo); anything with history is archived instead."""
+    actor.require("archive_model", target=model_target(model), action="registry.model.deleted")
+    _check_member(actor, model.team)
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        if model.versions.exists():
+            raise Conflict(f"Model {model.name!r} has versions and can only be archived "
+                           f"(POST /api/v1/models/{model.name}/archive/).", code="model_has_versions")
+        target = model_target(model)
+        for perm in ("registry.view_registeredmodel", "registry.change_registeredmodel"):
+            remove_perm(perm, model.team.group, model)
+        model.delete()
+        audit_append(actor=actor.snapshot(), action="registry.model.deleted", target=target, payload={})
+
+
+def _datasets_for(actor: Principal, ids: list[int], field: str) -> list[Dataset]:
+    from registry.selectors import dataset_list
+
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise ValidationFailed(f"{field} must be a list of dataset ids.", code="invalid_datasets")
+    found = {d.pk: d for d in dataset_list(principal=actor).filter(pk__in=ids)}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ValidationFailed(f"{field}: no datasets with ids {missing} that you can see; register them first "
+                               "with POST /api/v1/datasets/.", code="unknown_datasets")
+    return [found[i] for i in ids]
+
+
+def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
+                     artifact_size: int | None = None, framework: str = "", code_ref: str = "",
+                     parameters: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
+                     training_datasets: list[int] | None = None, evaluation_datasets: list[int] | None = None,
+                     pipeline_run_id: str = "", description: str = "",
+                     tags: dict[str, Any] | None = None) -> ModelVersion:
+    """Register a new version; the server numbers it. The same digest twice is a 409 naming the first."""
+    actor.require("register_version", target=model_target(model), action="registry.version.registered")
+    _check_member(actor, model.team)
+    _check(sha256_validator, artifact_sha256, "artifact_sha256")
+    if not artifact_uri or len(artifact_uri) > 1024:
+        raise ValidationFailed("artifact_uri is required (at most 1024 characters).", code="invalid_artifact_uri")
+    if artifact_size is not None and (not isinstance(artifact_size, int) or artifact_size < 0):
+        raise ValidationFailed("artifact_size must be a non-negative integer (bytes).", code="invalid_artifact_size")
+    parameters = _check_mapping(parameters or {}, "parameters")
+    metrics = _check_mapping(metrics or {}, "metrics")
+    tags = _check_mapping(tags or {}, "tags")
+    training = _datasets_for(actor, training_datasets or [], "training_datasets")
+    evaluation = _datasets_for(actor, evaluation_datasets or [], "evaluation_datasets")
+    with transaction.atomic():
+        # The model row lock serialises numbering: two registrations never get the same number.
+        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        if model.archived:
+            raise Conflict(f"Model {model.name!r} is archived and takes no new versions.", code="model_archived")
+        existing = ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).first()
+        if existing is not None:
+            raise Conflict(f"This artifact (sha256 {artifact_sha256[:12]}…) is already registered as "
+                           f"{model.name} version {existing.version}.", code="duplicate_artifact",
+                           details={"existing_version": existing.version})
+        number = (ModelVersion.objects.filter(model=model).aggregate(m=Max("version"))["m"] or 0) + 1
+        version = ModelVersion.objects.create(
+            model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
+            artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
+            metrics=metrics, pipeline_run_id=pipeline_run_id, description=description, tags=tags,
+            created_by=actor.user if actor.system is None else None)
+        version.training_datasets.set(training)
+        version.evaluation_datasets.set(evaluation)
+        audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
+                     payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,
+                              "artifact_sha256": artifact_sha256, "artifact_size": artifact_size,
+                              "framework": framework, "code_ref": code_ref, "pipeline_run_id": pipeline_run_id,
+                              "training_datasets": [{"id": d.pk, "sha256": d.sha256} for d in training],
+                              "evaluation_datasets": [{"id": d.pk, "sha256": d.sha256} for d in evaluation],
+                              "parameters": parameters, "metrics": metrics})
+    return version
+
+
+def version_update(*, actor: Principal, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+    """Edit a version's description and tags; everything else about a version is immutable."""
+    actor.require("change_version", target=version_target(version), action="registry.version.updated")
+    _check_member(actor, version.model.team)
+    immutable = sorted(set(changes) - set(VERSION_EDITABLE))
+    if immutable:
+        raise ValidationFailed(f"A version's {immutable} cannot change after registration; register a new "
+                               f"version instead. Editable: {list(VERSION_EDITABLE)}.", code="immutable_field")
+    if "tags" in changes:
+        _check_mapping(changes["tags"], "tags")
+    with transaction.atomic():
+        version = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
+        before = {k: getattr(version, k) for k in changes}
+        after = {k: v for k, v in changes.items() if before[k] != v}
+        if not after:
+            return version
+        for key, value in after.items():
+            setattr(version, key, value)
+        version.save(update_fields=list(after))
+        audit_append(actor=actor.snapshot(), action="registry.version.updated", target=version_target(version),
+                     payload={"before": {k: before[k] for k in after}, "after": after})
+    return version
+
+
+def dataset_register(*, actor: Principal, team: Team, name: str, sha256: str, storage_uri: str,
+                     schema: dict[str, Any] | None = None, rows: int | None = None, size_bytes: int | None = None,
+                     data_categories: list[str] | None = None, description: str = "") -> Dataset:
+    """Register a dataset by digest; the server numbers versions per name."""
+    actor.require("register_dataset", action="registry.dataset.registered")
+    _check(name_validator, name, "name")
+    _check(sha256_validator, sha256, "sha256")
+    if not storage_uri or len(storage_uri) > 1024:
+        raise ValidationFailed("storage_uri is required (at most 1024 characters).", code="invalid_storage_uri")
+    for field, value in (("rows", rows), ("size_bytes", size_bytes)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValidationFailed(f"{field} must be a non-negative integer.", code=f"invalid_{field}")
+    schema = _check_mapping(schema or {}, "schema")
+    categories = _check_categories(data_categories or [])
+    _check_member(actor, team)
+    with transaction.atomic():
+        existing = Dataset.objects.filter(team=team, sha256=sha256).first()
+        if existing is not None:
+            raise Conflict(f"This data (sha256 {sha256[:12]}…) is already registered as dataset "
+                           f"{existing.name} v{existing.version} (id {existing.pk}).", code="duplicate_dataset",
+                           details={"existing_id": existing.pk})
+        # Lock the name's versions so concurrent registrations number densely (retry on the race).
+        last = max(Dataset.objects.select_for_update().filter(name=name).values_list("version", flat=True),
+                   default=0)
+        try:
+            with transaction.atomic():
+                dataset = Dataset.objects.create(
+                    name=name, version=last + 1, team=team, sha256=sha256, storage_uri=storage_uri, schema=schema,
+                    rows=rows, size_bytes=size_bytes, data_categories=categories, description=description,
+                    created_by=actor.user if actor.system is None else None)
+        except IntegrityError as exc:
+            raise Conflict(f"Another registration of dataset {name!r} happened at the same moment; retry.",
+                           code="concurrent_registration") from exc
+        _grant_team(dataset, team, ("registry.view_dataset",))
+        audit_append(actor=actor.snapshot(), action="registry.dataset.registered", target=dataset_target(dataset),
+                     payload={"team": team.slug, "name": name, "version": dataset.version, "sha256": sha256,
+                              "storage_uri": storage_uri, "rows": rows, "size_bytes": size_bytes,
+                              "schema": schema, "data_categories": categories})
+    return dataset
+
+
+def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: str = "") -> StageAssignment:
+    """Put ``version`` in ``stage``; the stage's previous holder goes to archived.
+
+    This is the only code that writes stage assignments. It is deliberately not exposed by the API,
+    the admin or a command: those reach it only through gated promotion services.
+    """
+    if stage not in Stage.values:
+        raise ValidationFailed(f"stage must be one of {Stage.values}.", code="invalid_stage")
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+        now = timezone.now()
+        snapshot = actor.snapshot()
+        current_of_version = StageAssignment.objects.filter(version=version, ended_at__isnull=True).first()
+        if current_of_version is not None and current_of_version.stage == stage:
+            raise Conflict(f"{model.name} v{version.version} is already in {stage}.", code="already_in_stage")
+        displaced = None
+        if stage in SINGLE_HOLDER_STAGES:
+            displaced = StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=True).first()
+        if current_of_version is not None:
+            current_of_version.ended_at = now
+            current_of_version.save(update_fields=["ended_at"])
+        if displaced is not None:
+            displaced.ended_at = now
+            displaced.save(update_fields=["ended_at"])
+            StageAssignment.objects.create(model=model, version=displaced.version, stage=Stage.ARCHIVED,
+                                           started_at=now, started_by=snapshot,
+                                           reason=f"displaced from {stage} by v{version.version}")
+        assignment = StageAssignment.objects.create(model=model, version=version, stage=stage, started_at=now,
+                                                    started_by=snapshot, reason=reason)
+        audit_append(actor=snapshot, action="registry.stage.moved",
+                     target=version_target(version),
+                     payload={"model": model.name, "version": version.version, "stage": stage,
+                              "from_stage": current_of_version.stage if current_of_version else None,
+                              "artifact_sha256": version.artifact_sha256, "reason": reason,
+                              "displaced_version": displaced.version.version if displaced else None})
+    return assignment
+
