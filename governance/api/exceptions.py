@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -39,6 +40,9 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("too_large", "The request body is larger than this endpoint accepts; "
+                                   "send less data (large files go to the upload endpoints)."), status=413)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Nothing here that you can see."), status=404)
     if isinstance(exc, DjangoPermissionDenied):

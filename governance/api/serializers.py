@@ -1,4 +1,9 @@
-"""Shared serializer behaviour: unknown or read-only fields in input are errors, not ignored."""
+"""Shared serializer behaviour: strict JSON input.
+
+Unknown or read-only keys are errors, not silently ignored, and values must already have the
+right JSON type: DRF would otherwise turn ``5`` into ``"5"`` for a text field or ``"5"`` into ``5``
+for a number, hiding a client's bug.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,16 +11,37 @@ from typing import Any
 from rest_framework import serializers
 
 
+def _type_error(field: serializers.Field, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "must be a JSON string"
+    if isinstance(field, serializers.IntegerField) and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be a JSON integer"
+    if isinstance(field, serializers.ListField):
+        if not isinstance(value, list):
+            return "must be a JSON array"
+        for item in value:
+            problem = _type_error(field.child, item)
+            if problem:
+                return f"items {problem.removeprefix('must be ')}"
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not accept, so a typo or an attempt to set a protected field is seen."""
+    """Refuses keys it does not accept and values of the wrong JSON type."""
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Send a JSON object."]})
-        writable = {name for name, field in self.fields.items() if not field.read_only}
-        unknown = sorted(set(data) - writable)
-        if unknown:
-            raise serializers.ValidationError(
-                {key: [f"'{key}' is not accepted here (unknown or read-only); accepted: {sorted(writable)}."]
-                 for key in unknown})
+        writable = {name: field for name, field in self.fields.items() if not field.read_only}
+        errors = {key: [f"'{key}' is not accepted here (unknown or read-only); accepted: {sorted(writable)}."]
+                  for key in sorted(set(data) - set(writable))}
+        for key, field in writable.items():
+            if key in data:
+                problem = _type_error(field, data[key])
+                if problem:
+                    errors[key] = [f"'{key}' {problem}."]
+        if errors:
+            raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
