@@ -132,12 +132,13 @@ DATABASES = {"default": dj_database_url.parse(_env("DATABASE_URL", _default_db),
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE takes the write lock at BEGIN, so two writers never both read the chain's head and
-    # then race to extend it; WAL lets readers proceed while one writer holds that lock.
+    # then race to extend it; WAL (switched on once per file, see governance.signals) lets readers
+    # proceed while one writer holds that lock.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -227,6 +228,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+# Installed into django-celery-beat's tables at beat start-up; editable in the admin afterwards.
+CELERY_BEAT_SCHEDULE = {
+    "audit-sequence": {"task": "audits.sequence", "schedule": 5.0},
+    "audit-checkpoint": {"task": "audits.checkpoint_if_due", "schedule": 10.0},
+}
 
 # --- Audit log ----------------------------------------------------------------------------------
 AUDIT_LOG_ORIGIN = _env("AUDIT_LOG_ORIGIN", "govaudit.local/audit-log")

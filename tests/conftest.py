@@ -35,6 +35,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def _fresh_tree_cache() -> None:
+    """Subtree roots are cached per process; each test's database holds a different log."""
+    from audits.checkpoints import _CACHE
+
+    _CACHE.clear()
+
+
+@pytest.fixture(autouse=True)
+def _keys_in_tmp(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> None:
+    """Each test session signs with its own development key, never the developer's."""
+    settings.KEY_DIR = tmp_path_factory.getbasetemp() / "keys"
+
+
 @pytest.fixture
 def cast(db: Any) -> Cast:
     """Teams alpha and beta, one user per role (scoped roles in alpha), models in both teams."""

@@ -113,6 +113,9 @@ def build_cast() -> Cast:
     b1 = VersionFactory(model=beta_model, training_datasets=[beta_ds.pk])
     reg.stage_move(actor=SYSTEM, version=v1, stage="production", reason="test")
     reg.stage_move(actor=SYSTEM, version=b1, stage="production", reason="test")
+    from audits.checkpoints import checkpoint_create
+
+    checkpoint_create()
     return Cast(teams={"alpha": alpha, "beta": beta}, users=users, tokens=tokens,
                 models={"alpha": alpha_model, "beta": beta_model},
                 versions={"alpha1": v1, "alpha2": v2, "beta1": b1},

@@ -37,6 +37,7 @@ def rule(ok: int, allowed: set[str], *, hidden: int = 404, hidden_from: set[str]
 
 
 R_VIEW_ALPHA = rule(200, SEES_ALPHA, hidden_from={"beta_viewer"})
+AUDIT_READERS = {"compliance_officer", "auditor", "administrator"}
 
 # url name -> method -> expected status per caller
 EXPECT: dict[str, dict[str, dict[str, int]]] = {
@@ -78,6 +79,14 @@ EXPECT: dict[str, dict[str, dict[str, int]]] = {
     "registry:dataset-list": {"get": rule(200, EVERYONE),
                               "post": rule(400, {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
     "registry:dataset-detail": {"get": R_VIEW_ALPHA},
+    "audits:keys": {"get": rule(200, EVERYONE, public=True)},
+    "audits:checkpoint": {"get": rule(200, EVERYONE, public=True)},
+    "audits:event-list": {"get": rule(200, EVERYONE)},
+    "audits:event-detail": {"get": R_VIEW_ALPHA},  # an event about alpha-model
+    "audits:inclusion-proof": {"get": rule(400, AUDIT_READERS)},  # no index given: past authorization
+    "audits:consistency-proof": {"get": rule(400, AUDIT_READERS)},
+    "audits:export": {"get": rule(200, AUDIT_READERS)},
+    "audits:verify": {"get": rule(200, AUDIT_READERS), "post": rule(400, AUDIT_READERS)},
 }
 
 METHODS = ["get", "post", "put", "patch", "delete"]
@@ -117,6 +126,12 @@ def test_every_method_has_an_expectation() -> None:
         assert not missing, f"{name}: methods {sorted(missing)} have no expectation"
 
 
+def _alpha_event_seq(cast: Cast) -> int:
+    from audits.models import AuditEvent
+
+    return AuditEvent.objects.get(action="registry.model.created", target_id=str(cast.models["alpha"].pk)).seq
+
+
 def _url(name: str, cast: Cast) -> str:
     kwargs_by_name = {
         "governance:team-detail": {"slug": "alpha"},
@@ -133,6 +148,7 @@ def _url(name: str, cast: Cast) -> str:
         "registry:stages": {"name": "alpha-model"},
         "registry:stage-history": {"name": "alpha-model"},
         "registry:dataset-detail": {"pk": cast.datasets["alpha"].pk},
+        "audits:event-detail": {"seq": _alpha_event_seq(cast)},
     }
     return reverse(name, kwargs=kwargs_by_name.get(name, {}))
 
@@ -160,7 +176,6 @@ def test_unlisted_methods_answer_405(cast: Cast, client_for: Any) -> None:
 
 # --- The admin portal ----------------------------------------------------------------------------
 PORTAL_ROLES = {"approver", "compliance_officer", "auditor", "administrator"}
-AUDIT_READERS = {"compliance_officer", "auditor", "administrator"}
 
 
 def _admin_changelists() -> dict[str, set[str]]:

@@ -1,0 +1,147 @@
+"""Every state-changing service appends exactly one event, atomically with its change."""
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Callable
+
+import pytest
+from django.db import transaction
+
+from audits.models import AuditEvent, AuditPending
+from governance import services as gov
+from governance.access import Principal
+from registry import services as reg
+from tests.factories import SYSTEM, Cast, digest
+
+# service -> (expected action, a call that performs it on the cast)
+CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
+    "governance.user_create": ("governance.user.created",
+                               lambda c: gov.user_create(actor=SYSTEM, username="newbie", roles=["viewer"])),
+    "governance.role_grant": ("governance.role.granted",
+                              lambda c: gov.role_grant(actor=SYSTEM, user=c.users["viewer"], role="auditor")),
+    "governance.role_revoke": ("governance.role.revoked",
+                               lambda c: gov.role_revoke(actor=SYSTEM, user=c.users["viewer"], role="viewer")),
+    "governance.team_create": ("governance.team.created", lambda c: gov.team_create(actor=SYSTEM, name="Gamma")),
+    "governance.team_member_add": ("governance.team.member_added", lambda c: gov.team_member_add(
+        actor=SYSTEM, team=c.teams["beta"], user=c.users["viewer"])),
+    "governance.team_member_remove": ("governance.team.member_removed", lambda c: gov.team_member_remove(
+        actor=SYSTEM, team=c.teams["alpha"], user=c.users["viewer"])),
+    "governance.token_create": ("governance.token.created",
+                                lambda c: gov.token_create(actor=SYSTEM, user=c.users["viewer"], name="x")),
+    "governance.token_revoke": ("governance.token.revoked", lambda c: gov.token_revoke(
+        actor=SYSTEM, token=c.users["viewer"].api_tokens.first())),
+    "governance.token_authenticate": ("security.token.rejected",
+                                      lambda c: gov.token_authenticate(secret="gva_wrong")),
+    "governance.login_record_success": ("security.login.succeeded",
+                                        lambda c: gov.login_record_success(user=c.users["viewer"], ip="127.0.0.1")),
+    "governance.login_record_failure": ("security.login.failed",
+                                        lambda c: gov.login_record_failure(username="mallory", ip="127.0.0.1")),
+    "registry.model_create": ("registry.model.created",
+                              lambda c: reg.model_create(actor=SYSTEM, name="m-new", team=c.teams["alpha"])),
+    "registry.model_update": ("registry.model.updated", lambda c: reg.model_update(
+        actor=SYSTEM, model=c.models["alpha"], changes={"description": "new words"})),
+    "registry.model_archive": ("registry.model.archived", lambda c: reg.model_archive(
+        actor=SYSTEM, model=reg.model_create(actor=SYSTEM, name="m-arch", team=c.teams["alpha"]))),
+    "registry.model_delete": ("registry.model.deleted", lambda c: reg.model_delete(
+        actor=SYSTEM, model=reg.model_create(actor=SYSTEM, name="m-del", team=c.teams["alpha"]))),
+    "registry.version_register": ("registry.version.registered", lambda c: reg.version_register(
+        actor=SYSTEM, model=c.models["alpha"], artifact_uri="s3://x", artifact_sha256=digest("rec"))),
+    "registry.version_update": ("registry.version.updated", lambda c: reg.version_update(
+        actor=SYSTEM, version=c.versions["alpha2"], changes={"tags": {"k": "v"}})),
+    "registry.dataset_register": ("registry.dataset.registered", lambda c: reg.dataset_register(
+        actor=SYSTEM, team=c.teams["alpha"], name="ds", sha256=digest("ds-rec"), storage_uri="s3://d")),
+    "registry.stage_move": ("registry.stage.moved", lambda c: reg.stage_move(
+        actor=SYSTEM, version=c.versions["alpha2"], stage="staging")),
+}
+
+SERVICE_MODULES = [gov, reg]
+# Services whose actor is not a Principal argument (the caller is not yet known, or anonymous).
+ACTORLESS_WRITES = {"token_authenticate", "login_record_success", "login_record_failure"}
+
+
+def _public_services() -> set[str]:
+    """Every public function of a services module that takes an actor or is a known actorless write."""
+    found = set()
+    for module in SERVICE_MODULES:
+        app = module.__name__.split(".")[0]
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ != module.__name__ or name.startswith("_"):
+                continue
+            if "actor" in inspect.signature(fn).parameters or name in ACTORLESS_WRITES:
+                found.add(f"{app}.{name}")
+    return found
+
+
+def test_every_service_is_enumerated() -> None:
+    """A new service without a case here fails: decide its audit event before it ships."""
+    assert _public_services() == set(CALLS), sorted(_public_services() ^ set(CALLS))
+
+
+@pytest.mark.parametrize("service", sorted(CALLS))
+def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: Any) -> None:
+    action, call = CALLS[service]
+    before = len(sequenced())
+    call(cast)
+    events = sequenced()[before:]
+    # services that create a helper object first (archive/delete) append two; the last is the one under test
+    assert events, f"{service} appended nothing"
+    assert events[-1].action == action
+    setup_events = {"registry.model_archive": 1, "registry.model_delete": 1}.get(service, 0)
+    assert len(events) == 1 + setup_events, [e.action for e in events]
+    leaf = json.loads(bytes(events[-1].leaf))
+    assert leaf["seq"] == events[-1].seq and leaf["action"] == action
+    assert set(leaf) == {"seq", "ts", "actor", "action", "target", "request_id", "payload"}
+
+
+def test_denied_action_is_audited_and_changes_nothing(cast: Cast, sequenced: Any) -> None:
+    before = len(sequenced())
+    with pytest.raises(Exception) as info:
+        reg.model_create(actor=Principal(user=cast.users["viewer"]), name="nope", team=cast.teams["alpha"])
+    assert getattr(info.value, "status_code", None) == 403
+    events = sequenced()[before:]
+    assert [e.action for e in events] == ["security.access.denied"]
+    assert json.loads(bytes(events[0].leaf))["actor"]["username"] == "viewer"
+
+
+def test_rolled_back_change_leaves_no_event(cast: Cast, sequenced: Any) -> None:
+    before = len(sequenced())
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            reg.model_create(actor=SYSTEM, name="ghost", team=cast.teams["alpha"])
+            raise RuntimeError("the caller fails after the service")
+    assert len(sequenced()) == before
+    from registry.models import RegisteredModel
+
+    assert not RegisteredModel.objects.filter(name="ghost").exists()
+
+
+def test_failed_append_rolls_the_change_back(cast: Cast, monkeypatch: Any) -> None:
+    from registry.models import RegisteredModel
+
+    def broken_create(**kwargs: Any) -> None:
+        raise RuntimeError("audit storage unavailable")
+
+    monkeypatch.setattr(AuditPending.objects, "create", broken_create)
+    with pytest.raises(RuntimeError):
+        reg.model_create(actor=SYSTEM, name="unrecorded", team=cast.teams["alpha"])
+    assert not RegisteredModel.objects.filter(name="unrecorded").exists()
+
+
+def test_events_carry_actor_snapshot_and_request_id(cast: Cast, client_for: Any, sequenced: Any) -> None:
+    r = client_for("ml_engineer").post("/api/v1/models/", {"name": "traced"}, format="json",
+                                       HTTP_X_REQUEST_ID="req-12345")
+    assert r.status_code == 201 and r["X-Request-ID"] == "req-12345"
+    event = [e for e in sequenced() if e.action == "registry.model.created" and e.target_id == str(
+        __import__("registry.models", fromlist=["RegisteredModel"]).RegisteredModel.objects.get(name="traced").pk)][0]
+    leaf = json.loads(bytes(event.leaf))
+    assert leaf["request_id"] == "req-12345"
+    assert leaf["actor"]["username"] == "ml_engineer" and leaf["actor"]["roles"] == ["ml_engineer"]
+    assert leaf["actor"]["token"]["name"] == "ml_engineer-token"
+    assert leaf["target"] == {"type": "registry.model", "id": event.target_id, "label": "traced"}
+
+
+def test_seq_is_dense_from_zero(cast: Cast, sequenced: Any) -> None:
+    events = sequenced()
+    assert [e.seq for e in events] == list(range(len(events)))
+    assert AuditEvent.objects.count() == len(events)
