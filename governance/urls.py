@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", include("governance.api.urls")),
     path("api/v1/", include("registry.urls")),
     path("api/v1/", include("audits.urls")),
+    path("api/v1/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
 ]
 
