@@ -211,7 +211,7 @@ class ModelListView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request user
             return self.queryset
         current = StageAssignment.objects.filter(ended_at__isnull=True, stage__in=SINGLE_HOLDER_STAGES) \
-            .select_related("version")
+            .select_related("version").only("model_id", "stage", "version__version")
         return selectors.model_list(principal=_principal(self.request)).prefetch_related(
             Prefetch("stage_history", queryset=current, to_attr="current_stages"))
 

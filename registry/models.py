@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from governance.models import Team
 
@@ -157,3 +158,22 @@ class StageAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} in {self.stage}"
+
+
+# Direct foreign-key object permissions: django-guardian joins these on the primary key, instead of
+# comparing a text object_pk against every row of its generic table (measured: the generic table
+# turned a team member's model lookup into sequential scans as models grew).
+class RegisteredModelGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+
+
+class RegisteredModelUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE)
+
+
+class DatasetGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Dataset, on_delete=models.CASCADE)
+
+
+class DatasetUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Dataset, on_delete=models.CASCADE)
