@@ -117,8 +117,8 @@ def audit_sequence(*, inline: bool = False) -> int:
     ``inline`` sequences even inside an open transaction (tests, the verifier's own catch-up).
     """
     if connection.in_atomic_block and connection.vendor == "postgresql" and not inline:
-        # Sequencing inside someone's transaction would hold the lock until that commits.
-        transaction.on_commit(audit_sequence)
+        # Sequencing inside someone's transaction would hold the lock until that commits; the
+        # append's own after-commit call (or the backstop task) will do it.
         return 0
     total = 0
     while True:

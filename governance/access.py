@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from audits.context import actor_for, system_actor
-from governance.errors import PermissionDenied
+from governance.errors import PermissionDenied, ValidationFailed
 from governance.roles import capability_perm
 
 if TYPE_CHECKING:
@@ -67,17 +67,27 @@ class Principal:
         """Refuse (403) unless the principal holds ``capability``; the refusal is audited."""
         if self.can(capability):
             return
+        self.refuse(f"Your roles do not allow this ({capability.replace('_', ' ')}); ask an administrator "
+                    "for a role that includes it.", code="permission_denied", target=target, action=action,
+                    details={"capability": capability})
+
+    def refuse(self, message: str, *, code: str, target: Any = None, action: str = "",
+               details: dict[str, Any] | None = None) -> None:
+        """Record a refused attempt in the audit log (in its own transaction), then raise 403."""
         from audits.services import audit_append
 
         with transaction.atomic():
-            audit_append(
-                actor=self.snapshot(),
-                action="security.access.denied",
-                target=target,
-                payload={"capability": capability, "attempted": action},
-            )
-        raise PermissionDenied(
-            f"Your roles do not allow this ({capability.replace('_', ' ')}); ask an administrator "
-            "for a role that includes it.",
-            details={"capability": capability},
-        )
+            audit_append(actor=self.snapshot(), action="security.access.denied", target=target,
+                         payload={"attempted": action, "code": code, **(details or {})})
+        raise PermissionDenied(message, code=code, details=details or {})
+
+
+def require_team_member(actor: Principal, team: "Team") -> None:
+    """Writers act for their own teams only (those who see all teams, for any)."""
+    if actor.system is not None or (actor.can("view_all_models") and actor.team_scope is None):
+        return
+    scope = actor.team_scope
+    if (scope is not None and scope.pk != team.pk) or not actor.user.groups.filter(pk=team.group_id).exists():
+        raise ValidationFailed(f"You are not a member of team {team.slug!r}" +
+                               (" or your token is scoped to another team" if scope else "") + ".",
+                               code="not_team_member")

@@ -68,3 +68,107 @@ class ApiToken(models.Model):
     def is_active(self, now=None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and self.expires_at > now
+
+
+class PromotionPolicy(models.Model):
+    """One published version of a policy document. Published versions never change.
+
+    Editing a policy publishes version n+1 under the same name; the latest version of a name is
+    the one in force. ``document`` is the normalised policy (``governance.policy.Policy.to_data``).
+    """
+
+    name = models.SlugField(max_length=64)
+    version = models.PositiveIntegerField()
+    document = models.JSONField()
+    digest = models.CharField(max_length=64)
+    target_stage = models.CharField(max_length=16)
+    published_by = models.JSONField(default=dict, help_text="Actor snapshot, as in the audit log.")
+    published_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        default_permissions = ("view",)
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="policy_name_version_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class PromotionState(models.TextChoices):
+    WAITING_FOR_EVIDENCE = "waiting_for_evidence", "Waiting for evidence"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    PROMOTED = "promoted", "Promoted"
+    BLOCKED = "blocked", "Blocked by gates"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+
+
+OPEN_PROMOTION_STATES = (PromotionState.WAITING_FOR_EVIDENCE, PromotionState.AWAITING_APPROVAL,
+                         PromotionState.APPROVED)
+
+
+class PromotionRequest(models.Model):
+    """A request to move a version into a stage, decided by its policy's gates and approvers."""
+
+    model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT, related_name="promotions")
+    version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="promotions")
+    target_stage = models.CharField(max_length=16)
+    reason = models.TextField(max_length=2000)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    requester = models.JSONField(default=dict, help_text="Actor snapshot, as in the audit log.")
+    idempotency_key = models.CharField(max_length=128, blank=True)
+    policy = models.ForeignKey(PromotionPolicy, null=True, on_delete=models.PROTECT, related_name="requests")
+    state = models.CharField(max_length=24, choices=PromotionState.choices)
+    decision = models.JSONField(default=dict, help_text="The latest gate evaluation (governance.gates.Decision).")
+    receipt = models.TextField(blank=True, help_text="Signed decision receipt (a signed note) once final.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)
+        constraints = [
+            models.UniqueConstraint(fields=["model", "target_stage"],
+                                    condition=models.Q(state__in=[s.value for s in OPEN_PROMOTION_STATES]),
+                                    name="one_open_promotion_per_stage"),
+            models.UniqueConstraint(fields=["requested_by", "idempotency_key"],
+                                    condition=~models.Q(idempotency_key=""), name="promotion_idempotency_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"promotion #{self.pk}: {self.version} to {self.target_stage}"
+
+
+class Approval(models.Model):
+    """One person's decision on a promotion request (their latest decision counts)."""
+
+    request = models.ForeignKey(PromotionRequest, on_delete=models.PROTECT, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    roles = models.JSONField(default=list)
+    decision = models.CharField(max_length=16, choices=[("approved", "Approved"), ("rejected", "Rejected")])
+    comment = models.TextField(blank=True, max_length=4000)
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+        default_permissions = ("view",)
+        constraints = [models.UniqueConstraint(fields=["request", "user"], name="one_decision_per_person")]
+
+
+class Waiver(models.Model):
+    """A compliance officer's exception for one failing gate of one version, until it expires."""
+
+    version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="waivers")
+    gate = models.CharField(max_length=200, help_text="The gate's key, e.g. 'validation_metric:accuracy>=0.85'.")
+    justification = models.TextField(max_length=4000)
+    expires_at = models.DateTimeField()
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    granted_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-granted_at"]
+        default_permissions = ("view",)

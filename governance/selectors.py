@@ -1,6 +1,8 @@
 """Reads on teams and tokens, limited to what the principal may see."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from governance.access import Principal
@@ -44,3 +46,48 @@ def token_get(*, principal: Principal, pk: int) -> ApiToken:
     if token is None:
         raise NotFound(f"No token with id {pk} that you can see.", code="token_not_found")
     return token
+
+
+def policy_list(*, principal: Principal) -> QuerySet:
+    """Every published policy version: policies are public within the organisation (signed in)."""
+    from governance.models import PromotionPolicy
+
+    return PromotionPolicy.objects.all()
+
+
+def policy_get(*, principal: Principal, name: str, version: int | None = None) -> "Any":
+    from governance.models import PromotionPolicy
+
+    qs = PromotionPolicy.objects.filter(name=name)
+    row = (qs.filter(version=version) if version is not None else qs.order_by("-version")).first()
+    if row is None:
+        raise NotFound(f"No policy {name!r}" + (f" version {version}" if version else "") + ".",
+                       code="policy_not_found")
+    return row
+
+
+def promotion_list(*, principal: Principal) -> QuerySet:
+    """Promotion requests on models the principal can see."""
+    from governance.models import PromotionRequest
+    from registry.selectors import model_list
+
+    return (PromotionRequest.objects.filter(model__in=model_list(principal=principal))
+            .select_related("model", "version", "policy"))
+
+
+def promotion_get(*, principal: Principal, pk: int) -> "Any":
+    req = promotion_list(principal=principal).filter(pk=pk).first()
+    if req is None:
+        raise NotFound(f"No promotion request {pk} that you can see.", code="promotion_not_found")
+    return req
+
+
+def waiver_get(*, principal: Principal, pk: int) -> "Any":
+    from governance.models import Waiver
+    from registry.selectors import model_list
+
+    waiver = Waiver.objects.filter(pk=pk, version__model__in=model_list(principal=principal)) \
+        .select_related("version__model").first()
+    if waiver is None:
+        raise NotFound(f"No waiver {pk} that you can see.", code="waiver_not_found")
+    return waiver

@@ -241,7 +241,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "audit-sequence": {"task": "audits.sequence", "schedule": 5.0},
     "audit-checkpoint": {"task": "audits.checkpoint_if_due", "schedule": 10.0},
+    "report-reaper": {"task": "monitoring.reap_stuck_reports", "schedule": 300.0},
+    "promotion-expiry": {"task": "governance.expire_promotions", "schedule": 3600.0},
 }
+# A task whose worker died is handed to another worker after this long (longer than any report).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600)}
+GOVAUDIT_REPORT_DEADLINE_SECONDS = _env_int("GOVAUDIT_REPORT_DEADLINE_SECONDS", 3600)
 
 # --- Audit log ----------------------------------------------------------------------------------
 AUDIT_LOG_ORIGIN = _env("AUDIT_LOG_ORIGIN", "govaudit.local/audit-log")

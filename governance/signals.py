@@ -33,3 +33,17 @@ def _sqlite_wal(sender: Any, connection: Any, **kwargs: Any) -> None:
         cur.execute("PRAGMA journal_mode")
         if cur.fetchone()[0].lower() != "wal":
             cur.execute("PRAGMA journal_mode=WAL")
+
+
+def sync_roles_after_migrate(sender: Any, apps: Any = None, **kwargs: Any) -> None:
+    """Re-create the role groups from governance.roles (idempotent); flush empties them."""
+    from django.apps import apps as global_apps
+
+    from governance.migrations._roles import sync_roles
+
+    registry = apps or global_apps
+    try:
+        registry.get_model("governance", "Role")
+    except LookupError:
+        return  # migrating backwards past the Role model
+    sync_roles(registry, None)

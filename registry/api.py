@@ -33,7 +33,7 @@ def _principal(request: Request) -> Principal:
     return Principal.from_request(request)
 
 
-def _team_for_write(principal: Principal, slug: str | None) -> Team:
+def team_for_write(principal: Principal, slug: str | None) -> Team:
     """The team a new object belongs to: the one named, else the writer's only team."""
     from governance.selectors import teams_of
 
@@ -223,7 +223,7 @@ class ModelListView(generics.ListAPIView):
         data = ModelIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        team = _team_for_write(principal, values.pop("team", None))
+        team = team_for_write(principal, values.pop("team", None))
         model = services.model_create(actor=principal, team=team, **values)
         return Response(ModelOut(model).data, status=status.HTTP_201_CREATED)
 
@@ -368,7 +368,7 @@ class DatasetListView(generics.ListAPIView):
         data = DatasetIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        team = _team_for_write(principal, values.pop("team", None))
+        team = team_for_write(principal, values.pop("team", None))
         dataset = services.dataset_register(actor=principal, team=team, **values)
         return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 

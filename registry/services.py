@@ -11,7 +11,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from audits.core.canonical import CanonicalError, canonical_bytes
 from audits.services import Target, audit_append
-from governance.access import Principal
+from governance.access import Principal, require_team_member
 from governance.errors import Conflict, ValidationFailed
 from governance.models import Team
 from registry.models import (
@@ -77,17 +77,6 @@ def _check_mapping(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
-def _check_member(actor: Principal, team: Team) -> None:
-    """Writers act for their own teams only (administrators for any)."""
-    if actor.system is not None or (actor.can("view_all_models") and actor.team_scope is None):
-        return
-    scope = actor.team_scope
-    if (scope is not None and scope.pk != team.pk) or not actor.user.groups.filter(pk=team.group_id).exists():
-        raise ValidationFailed(f"You are not a member of team {team.slug!r}" +
-                               (" or your token is scoped to another team" if scope else "") + ".",
-                               code="not_team_member")
-
-
 def _grant_team(obj: Any, team: Team, perms: tuple[str, ...]) -> None:
     for perm in perms:
         assign_perm(perm, team.group, obj)
@@ -103,7 +92,7 @@ def model_create(*, actor: Principal, name: str, team: Team, description: str = 
         raise ValidationFailed(f"risk_tier must be one of {RiskTier.values}.", code="invalid_risk_tier")
     categories = _check_categories(data_categories or [])
     tags = _check_mapping(tags or {}, "tags")
-    _check_member(actor, team)
+    require_team_member(actor, team)
     with transaction.atomic():
         if RegisteredModel.objects.filter(name=name).exists():
             raise Conflict(f"A model named {name!r} already exists; choose another name.", code="duplicate_model")
@@ -126,7 +115,7 @@ def model_create(*, actor: Principal, name: str, team: Team, description: str = 
 def model_update(*, actor: Principal, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
     """Edit a model's descriptive fields; the event keeps before and after of what changed."""
     actor.require("change_model", target=model_target(model), action="registry.model.updated")
-    _check_member(actor, model.team)
+    require_team_member(actor, model.team)
     unknown = sorted(set(changes) - set(MODEL_EDITABLE))
     if unknown:
         raise ValidationFailed(f"These fields cannot be changed here: {unknown}. Editable: {list(MODEL_EDITABLE)}.",
@@ -155,7 +144,7 @@ def model_update(*, actor: Principal, model: RegisteredModel, changes: dict[str,
 def model_archive(*, actor: Principal, model: RegisteredModel) -> RegisteredModel:
     """Archive a model: it stays, with all its versions and history, but takes no new versions."""
     actor.require("archive_model", target=model_target(model), action="registry.model.archived")
-    _check_member(actor, model.team)
+    require_team_member(actor, model.team)
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         if model.archived:
@@ -173,7 +162,7 @@ def model_archive(*, actor: Principal, model: RegisteredModel) -> RegisteredMode
 def model_delete(*, actor: Principal, model: RegisteredModel) -> None:
     """Delete a model that never had a version (a typo); anything with history is archived instead."""
     actor.require("archive_model", target=model_target(model), action="registry.model.deleted")
-    _check_member(actor, model.team)
+    require_team_member(actor, model.team)
     with transaction.atomic():
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         if model.versions.exists():
@@ -207,7 +196,7 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
                      tags: dict[str, Any] | None = None) -> ModelVersion:
     """Register a new version; the server numbers it. The same digest twice is a 409 naming the first."""
     actor.require("register_version", target=model_target(model), action="registry.version.registered")
-    _check_member(actor, model.team)
+    require_team_member(actor, model.team)
     _check(sha256_validator, artifact_sha256, "artifact_sha256")
     if not artifact_uri or len(artifact_uri) > 1024:
         raise ValidationFailed("artifact_uri is required (at most 1024 characters).", code="invalid_artifact_uri")
@@ -249,7 +238,7 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
 def version_update(*, actor: Principal, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
     """Edit a version's description and tags; everything else about a version is immutable."""
     actor.require("change_version", target=version_target(version), action="registry.version.updated")
-    _check_member(actor, version.model.team)
+    require_team_member(actor, version.model.team)
     immutable = sorted(set(changes) - set(VERSION_EDITABLE))
     if immutable:
         raise ValidationFailed(f"A version's {immutable} cannot change after registration; register a new "
@@ -284,7 +273,7 @@ def dataset_register(*, actor: Principal, team: Team, name: str, sha256: str, st
             raise ValidationFailed(f"{field} must be a non-negative integer.", code=f"invalid_{field}")
     schema = _check_mapping(schema or {}, "schema")
     categories = _check_categories(data_categories or [])
-    _check_member(actor, team)
+    require_team_member(actor, team)
     with transaction.atomic():
         existing = Dataset.objects.filter(team=team, sha256=sha256).first()
         if existing is not None:

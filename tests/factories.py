@@ -75,6 +75,18 @@ class DatasetFactory(factory.Factory):
         return reg.dataset_register(actor=kwargs.pop("actor", SYSTEM), **kwargs)
 
 
+CAST_POLICY = """
+name: critical-staging
+target_stage: staging
+applies_to:
+  risk_tiers: [critical]
+gates:
+  - type: validation_metric
+    metric: accuracy
+    op: ">="
+    threshold: 0.9
+"""
+
 SCOPED_ROLES = ["viewer", "data_scientist", "ml_engineer", "pipeline"]
 GLOBAL_ROLES = ["approver", "compliance_officer", "auditor", "administrator"]
 ALL_ROLES = SCOPED_ROLES + GLOBAL_ROLES
@@ -113,6 +125,16 @@ def build_cast() -> Cast:
     b1 = VersionFactory(model=beta_model, training_datasets=[beta_ds.pk])
     reg.stage_move(actor=SYSTEM, version=v1, stage="production", reason="test")
     reg.stage_move(actor=SYSTEM, version=b1, stage="production", reason="test")
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance import promotions
+
+    promotions.policy_publish(actor=SYSTEM, text=CAST_POLICY)
+    promotions.promotion_request(actor=SYSTEM, version=v2, target_stage="staging", reason="cast")  # blocked: no policy
+    promotions.waiver_grant(actor=SYSTEM, version=v2, gate="validation_metric:accuracy>=0.9",
+                            justification="cast waiver for tests", expires_at=timezone.now() + timedelta(days=1))
     from audits.checkpoints import checkpoint_create
 
     checkpoint_create()

@@ -1,7 +1,7 @@
 """People, team and token routes, mounted under /api/v1/."""
 from django.urls import path
 
-from governance.api import views
+from governance.api import promotions, views
 
 app_name = "governance"
 urlpatterns = [
@@ -16,4 +16,16 @@ urlpatterns = [
     path("tokens/", views.TokenListView.as_view(), name="token-list"),
     path("tokens/<int:pk>/", views.TokenDetailView.as_view(), name="token-detail"),
     path("tokens/<int:pk>/revoke/", views.TokenRevokeView.as_view(), name="token-revoke"),
+    path("policies/", promotions.PolicyListView.as_view(), name="policy-list"),
+    path("policies/<slug:name>/", promotions.PolicyDetailView.as_view(), name="policy-detail"),
+    path("models/<str:name>/versions/<int:number>/promotions/", promotions.VersionPromotionsView.as_view(),
+         name="version-promotions"),
+    path("models/<str:name>/versions/<int:number>/waivers/", promotions.VersionWaiversView.as_view(),
+         name="version-waivers"),
+    path("promotions/", promotions.PromotionListView.as_view(), name="promotion-list"),
+    path("promotions/<int:pk>/", promotions.PromotionDetailView.as_view(), name="promotion-detail"),
+    path("promotions/<int:pk>/approve/", promotions.PromotionApproveView.as_view(), name="promotion-approve"),
+    path("promotions/<int:pk>/reject/", promotions.PromotionRejectView.as_view(), name="promotion-reject"),
+    path("promotions/<int:pk>/cancel/", promotions.PromotionCancelView.as_view(), name="promotion-cancel"),
+    path("waivers/<int:pk>/revoke/", promotions.WaiverRevokeView.as_view(), name="waiver-revoke"),
 ]

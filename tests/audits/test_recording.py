@@ -11,8 +11,29 @@ from django.db import transaction
 from audits.models import AuditEvent, AuditPending
 from governance import services as gov
 from governance.access import Principal
+from governance import promotions
 from registry import services as reg
-from tests.factories import SYSTEM, Cast, digest
+from tests.factories import CAST_POLICY, SYSTEM, Cast, digest
+
+
+def _open_promotion(cast: Cast) -> Any:
+    """An open request (awaiting approval) on a critical model; its setup events precede the one under test."""
+    from governance.models import PromotionRequest
+
+    existing = PromotionRequest.objects.filter(state="awaiting_approval").first()
+    if existing:
+        return existing
+    text = CAST_POLICY.replace("name: critical-staging", "name: beta-approvals").replace(
+        "risk_tiers: [critical]", "models: [beta-model]").replace(
+        """  - type: validation_metric
+    metric: accuracy
+    op: ">="
+    threshold: 0.9""", """  - type: approvals
+    count: 1
+    roles: [approver]""")
+    promotions.policy_publish(actor=SYSTEM, text=text)
+    return promotions.promotion_request(actor=SYSTEM, version=cast.versions["beta1"], target_stage="staging",
+                                        reason="needs approval")[0]
 
 # service -> (expected action, a call that performs it on the cast)
 CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
@@ -53,9 +74,29 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         actor=SYSTEM, team=c.teams["alpha"], name="ds", sha256=digest("ds-rec"), storage_uri="s3://d")),
     "registry.stage_move": ("registry.stage.moved", lambda c: reg.stage_move(
         actor=SYSTEM, version=c.versions["alpha2"], stage="staging")),
+    "governance.policy_publish": ("governance.policy.published", lambda c: promotions.policy_publish(
+        actor=SYSTEM, text=CAST_POLICY.replace("0.9", "0.95"))),
+    "governance.waiver_grant": ("governance.waiver.granted", lambda c: promotions.waiver_grant(
+        actor=SYSTEM, version=c.versions["alpha1"], gate="drift", justification="known seasonal shift",
+        expires_at=__import__("django.utils.timezone", fromlist=["now"]).now() + __import__(
+            "datetime").timedelta(days=2))),
+    "governance.waiver_revoke": ("governance.waiver.revoked", lambda c: promotions.waiver_revoke(
+        actor=SYSTEM, waiver=c.versions["alpha2"].waivers.first())),
+    "governance.promotion_request": ("governance.promotion.requested", lambda c: promotions.promotion_request(
+        actor=SYSTEM, version=c.versions["beta1"], target_stage="staging", reason="test")),
+    "governance.promotion_approve": ("governance.promotion.approved", lambda c: promotions.promotion_approve(
+        actor=Principal(user=c.users["approver"]), request=_open_promotion(c))),
+    "governance.promotion_reject": ("governance.promotion.rejected", lambda c: promotions.promotion_reject(
+        actor=Principal(user=c.users["approver"]), request=_open_promotion(c), comment="not yet")),
+    "governance.promotion_cancel": ("governance.promotion.cancelled", lambda c: promotions.promotion_cancel(
+        actor=SYSTEM, request=_open_promotion(c))),
+    "governance.promotion_reevaluate": ("governance.promotion.reevaluated", lambda c: promotions.promotion_reevaluate(
+        actor=SYSTEM, request=_open_promotion(c))),
+    "governance.promotion_expire": ("governance.promotion.expired", lambda c: (_open_promotion(c), promotions.promotion_expire(
+        actor=SYSTEM, older_than=__import__("datetime").timedelta(seconds=-1)))),
 }
 
-SERVICE_MODULES = [gov, reg]
+SERVICE_MODULES = [gov, reg, promotions]
 # Services whose actor is not a Principal argument (the caller is not yet known, or anonymous).
 ACTORLESS_WRITES = {"token_authenticate", "login_record_success", "login_record_failure"}
 
@@ -87,8 +128,12 @@ def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: 
     # services that create a helper object first (archive/delete) append two; the last is the one under test
     assert events, f"{service} appended nothing"
     assert events[-1].action == action
-    setup_events = {"registry.model_archive": 1, "registry.model_delete": 1}.get(service, 0)
-    assert len(events) == 1 + setup_events, [e.action for e in events]
+    setup_events = {"registry.model_archive": 1, "registry.model_delete": 1, "governance.promotion_approve": 2,
+                    "governance.promotion_reject": 2, "governance.promotion_cancel": 2,
+                    "governance.promotion_reevaluate": 2, "governance.promotion_expire": 2}.get(service, 0)
+    # a promotion that completes calls the stage service, which records its own move
+    nested = sum(1 for e in events[setup_events:] if e.action == "registry.stage.moved" != action)
+    assert len(events) == 1 + setup_events + nested, [e.action for e in events]
     leaf = json.loads(bytes(events[-1].leaf))
     assert leaf["seq"] == events[-1].seq and leaf["action"] == action
     assert set(leaf) == {"seq", "ts", "actor", "action", "target", "request_id", "payload"}

@@ -79,6 +79,25 @@ EXPECT: dict[str, dict[str, dict[str, int]]] = {
     "registry:dataset-list": {"get": rule(200, EVERYONE),
                               "post": rule(400, {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
     "registry:dataset-detail": {"get": R_VIEW_ALPHA},
+    "governance:policy-list": {"get": rule(200, EVERYONE), "post": rule(400, {"compliance_officer", "administrator"})},
+    "governance:policy-detail": {"get": rule(200, EVERYONE)},
+    "governance:version-promotions": {"get": R_VIEW_ALPHA,
+                                      "post": rule(400, {"ml_engineer", "pipeline", "administrator"})},
+    "governance:version-waivers": {"get": R_VIEW_ALPHA, "post": rule(400, {"compliance_officer", "administrator"})},
+    "governance:promotion-list": {"get": rule(200, EVERYONE)},
+    "governance:promotion-detail": {"get": R_VIEW_ALPHA},
+    # the cast's promotion is closed (blocked): past authorization, approving answers 409
+    "governance:promotion-approve": {"post": rule(409, {"approver", "compliance_officer", "administrator"})},
+    "governance:promotion-reject": {"post": rule(400, {"approver", "compliance_officer", "administrator"})},
+    "governance:promotion-cancel": {"post": rule(409, {"ml_engineer", "pipeline", "administrator"})},
+    "governance:waiver-revoke": {"post": rule(200, {"compliance_officer", "administrator"})},
+    "monitoring:dataset-upload": {"post": rule(415,  # JSON to a multipart endpoint, past authorization
+                                               {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
+    "monitoring:dataset-register-file": {
+        "post": rule(400, {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
+    "monitoring:report-list": {"get": R_VIEW_ALPHA,
+                               "post": rule(400, {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
+    "monitoring:report-detail": {"get": R_VIEW_ALPHA},
     "audits:keys": {"get": rule(200, EVERYONE, public=True)},
     "audits:checkpoint": {"get": rule(200, EVERYONE, public=True)},
     "audits:event-list": {"get": rule(200, EVERYONE)},
@@ -132,6 +151,26 @@ def _alpha_event_seq(cast: Cast) -> int:
     return AuditEvent.objects.get(action="registry.model.created", target_id=str(cast.models["alpha"].pk)).seq
 
 
+def _cast_promotion(cast: Cast) -> int:
+    from governance.models import PromotionRequest
+
+    return PromotionRequest.objects.get(version=cast.versions["alpha2"]).pk
+
+
+def _cast_report(cast: Cast) -> int:
+    from monitoring.models import Report
+
+    report, _ = Report.objects.get_or_create(version=cast.versions["alpha1"], kind="validation",
+                                             defaults={"inputs_digest": "0" * 64})
+    return report.pk
+
+
+def _cast_waiver(cast: Cast) -> int:
+    from governance.models import Waiver
+
+    return Waiver.objects.get(version=cast.versions["alpha2"]).pk
+
+
 def _url(name: str, cast: Cast) -> str:
     kwargs_by_name = {
         "governance:team-detail": {"slug": "alpha"},
@@ -149,6 +188,16 @@ def _url(name: str, cast: Cast) -> str:
         "registry:stage-history": {"name": "alpha-model"},
         "registry:dataset-detail": {"pk": cast.datasets["alpha"].pk},
         "audits:event-detail": {"seq": _alpha_event_seq(cast)},
+        "governance:policy-detail": {"name": "critical-staging"},
+        "monitoring:report-list": {"name": "alpha-model", "number": 1},
+        "monitoring:report-detail": {"pk": _cast_report(cast)},
+        "governance:version-promotions": {"name": "alpha-model", "number": 2},
+        "governance:version-waivers": {"name": "alpha-model", "number": 2},
+        "governance:promotion-detail": {"pk": _cast_promotion(cast)},
+        "governance:promotion-approve": {"pk": _cast_promotion(cast)},
+        "governance:promotion-reject": {"pk": _cast_promotion(cast)},
+        "governance:promotion-cancel": {"pk": _cast_promotion(cast)},
+        "governance:waiver-revoke": {"pk": _cast_waiver(cast)},
     }
     return reverse(name, kwargs=kwargs_by_name.get(name, {}))
 

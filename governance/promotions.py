@@ -1,0 +1,391 @@
+"""Gated promotions: policy versions, promotion requests, approvals, waivers, signed receipts.
+
+The only way a version enters staging or production. A request is judged by the one policy in
+force for its model and stage (``governance.gates.evaluate``, a pure function of the evidence);
+when every gate passes, the stage moves in the same transaction (``registry.services.stage_move``)
+and the decision is signed. Each service appends exactly one audit event.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audits.core.canonical import canonical_bytes
+from audits.core.note import sign_note
+from audits.keys import signing_key
+from audits.services import Target, audit_append
+from governance.access import Principal
+from governance.errors import Conflict, ValidationFailed
+from governance.gates import ApprovalFacts, Decision, Evidence, ReportFacts, VersionFacts, WaiverFacts, evaluate
+from governance.models import (
+    OPEN_PROMOTION_STATES,
+    Approval,
+    PromotionPolicy,
+    PromotionRequest,
+    PromotionState,
+    Waiver,
+)
+from governance.policy import Policy, parse_policy, policy_from_data
+from governance.roles import ROLES
+from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel
+from registry.services import stage_move, version_target
+
+RECEIPT_TYPE = "govaudit.promotion-decision/v1"
+MAX_WAIVER_DAYS = 180
+
+
+def _policy_target(policy: PromotionPolicy) -> Target:
+    return Target("governance.policy", str(policy.pk), f"{policy.name} v{policy.version}")
+
+
+def _promotion_target(req: PromotionRequest) -> Target:
+    return Target("governance.promotion", str(req.pk),
+                  f"{req.model.name} v{req.version.version} to {req.target_stage}")
+
+
+# --- Policies ------------------------------------------------------------------------------------
+
+def policy_publish(*, actor: Principal, text: str, fmt: str = "yaml") -> PromotionPolicy:
+    """Publish a policy document as the next version of its name; an unchanged document is a 409."""
+    actor.require("manage_policies", action="governance.policy.published")
+    if fmt not in ("yaml", "json"):
+        raise ValidationFailed("format must be 'yaml' or 'json'.", code="invalid_format")
+    policy = parse_policy(text, fmt=fmt)  # PolicyError (400) lists every problem with its location
+    with transaction.atomic():
+        latest = PromotionPolicy.objects.select_for_update().filter(name=policy.name).order_by("-version").first()
+        if latest is not None and latest.digest == policy.digest():
+            raise Conflict(f"Policy {policy.name} v{latest.version} already has exactly this content.",
+                           code="policy_unchanged", details={"version": latest.version})
+        try:
+            with transaction.atomic():
+                row = PromotionPolicy.objects.create(
+                    name=policy.name, version=(latest.version + 1) if latest else 1, document=policy.to_data(),
+                    digest=policy.digest(), target_stage=policy.target_stage, published_by=actor.snapshot())
+        except IntegrityError as exc:
+            raise Conflict(f"Policy {policy.name} was published by someone else at the same moment; retry.",
+                           code="concurrent_publish") from exc
+        audit_append(actor=actor.snapshot(), action="governance.policy.published", target=_policy_target(row),
+                     payload={"name": row.name, "version": row.version, "digest": row.digest,
+                              "previous_digest": latest.digest if latest else None, "document": row.document})
+    return row
+
+
+def policy_in_force(*, model: RegisteredModel, stage: str) -> tuple[PromotionPolicy, Policy] | None:
+    """The policy that decides promotions of ``model`` to ``stage``.
+
+    The latest version of each policy name is in force. A policy naming the model beats one that
+    matches by risk tier; two equally specific policies are a configuration error (409), never a
+    silent choice.
+    """
+    latest: dict[str, PromotionPolicy] = {}
+    for row in PromotionPolicy.objects.filter(target_stage=stage).order_by("name", "-version"):
+        latest.setdefault(row.name, row)
+    named, tiered = [], []
+    for row in latest.values():
+        policy = policy_from_data(row.document)
+        if not policy.applies_to(model_name=model.name, risk_tier=model.risk_tier, stage=stage):
+            continue
+        (named if model.name in policy.models else tiered).append((row, policy))
+    for group in (named, tiered):
+        if len(group) > 1:
+            raise Conflict(f"Policies {sorted(r.name for r, _ in group)} all apply to {model.name} -> {stage}; "
+                           "a compliance officer must narrow their scopes.", code="ambiguous_policy")
+        if group:
+            return group[0]
+    return None
+
+
+# --- Waivers -------------------------------------------------------------------------------------
+
+def waiver_grant(*, actor: Principal, version: ModelVersion, gate: str, justification: str,
+                 expires_at: datetime) -> Waiver:
+    """Waive one gate (by its key) for one version until ``expires_at``."""
+    actor.require("grant_waiver", target=version_target(version), action="governance.waiver.granted")
+    now = timezone.now()
+    if not gate or len(gate) > 200:
+        raise ValidationFailed("gate must be the key of a gate as shown in a decision, e.g. "
+                               "'validation_metric:accuracy>=0.85'.", code="invalid_gate")
+    if gate.startswith("approvals"):
+        raise ValidationFailed("Approvals cannot be waived: separation of duties always applies.",
+                               code="not_waivable")
+    if len(justification.strip()) < 10:
+        raise ValidationFailed("Give a justification of at least 10 characters; auditors will read it.",
+                               code="justification_required")
+    if expires_at <= now or expires_at > now + timedelta(days=MAX_WAIVER_DAYS):
+        raise ValidationFailed(f"expires_at must be in the future and within {MAX_WAIVER_DAYS} days.",
+                               code="invalid_expiry")
+    with transaction.atomic():
+        waiver = Waiver.objects.create(version=version, gate=gate, justification=justification, expires_at=expires_at,
+                                       granted_by=actor.user if actor.system is None else None)
+        audit_append(actor=actor.snapshot(), action="governance.waiver.granted", target=version_target(version),
+                     payload={"waiver": waiver.pk, "gate": gate, "justification": justification,
+                              "expires_at": expires_at.isoformat()})
+    return waiver
+
+
+def waiver_revoke(*, actor: Principal, waiver: Waiver) -> Waiver:
+    """End a waiver before its expiry."""
+    actor.require("grant_waiver", target=version_target(waiver.version), action="governance.waiver.revoked")
+    with transaction.atomic():
+        waiver = Waiver.objects.select_for_update().select_related("version__model").get(pk=waiver.pk)
+        if waiver.revoked_at is not None:
+            raise Conflict("This waiver was already revoked.", code="already_revoked")
+        waiver.revoked_at = timezone.now()
+        waiver.save(update_fields=["revoked_at"])
+        audit_append(actor=actor.snapshot(), action="governance.waiver.revoked", target=version_target(waiver.version),
+                     payload={"waiver": waiver.pk, "gate": waiver.gate})
+    return waiver
+
+
+# --- Evidence and decisions ----------------------------------------------------------------------
+
+def _report_facts(version: ModelVersion) -> list[ReportFacts]:
+    from monitoring.models import Report
+
+    facts = []
+    for report in Report.objects.filter(version=version).order_by("created_at", "id"):
+        facts.append(ReportFacts(
+            id=report.pk, kind=report.kind, status=report.status,
+            artifact_sha256=_report_artifact(report), datasets_registered=True,
+            finished_at=report.finished_at, result=report.result, result_digest=report.result_digest or "",
+            error_code=report.error_code, error_message=report.error_message, options=report.options or {}))
+    return facts
+
+
+def _report_artifact(report: Any) -> str:
+    """The artifact digest a report was computed on, as its inputs record it."""
+    inputs = getattr(report, "inputs", None) or {}
+    return str(inputs.get("artifact_sha256") or report.version.artifact_sha256)
+
+
+def _evidence(req: PromotionRequest, now: datetime) -> Evidence:
+    version = req.version
+    approvals = [ApprovalFacts(id=a.pk, user_id=a.user_id, roles=frozenset(a.roles), decided_at=a.decided_at,
+                               decision=a.decision) for a in req.approvals.all()]
+    waivers = [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
+                           granted_by_id=w.granted_by_id or 0)
+               for w in Waiver.objects.filter(version=version, revoked_at__isnull=True)]
+    return Evidence(version=VersionFacts(artifact_sha256=version.artifact_sha256, created_by_id=version.created_by_id),
+                    requester_id=req.requested_by_id, now=now, reports=_report_facts(version),
+                    approvals=approvals, waivers=waivers)
+
+
+def _state_for(decision: Decision) -> str:
+    if decision.status == "failed":
+        return PromotionState.BLOCKED
+    if decision.status == "passed":
+        return PromotionState.APPROVED
+    evidence_waiting = any(r.status == "waiting" and r.type != "approvals" for r in decision.results)
+    return PromotionState.WAITING_FOR_EVIDENCE if evidence_waiting else PromotionState.AWAITING_APPROVAL
+
+
+def _receipt(req: PromotionRequest, now: datetime) -> str:
+    """A signed note whose text is the canonical JSON of everything the decision rested on."""
+    decision = req.decision or {}
+    used = sorted({(e["id"], e.get("digest", "")) for r in decision.get("results", []) for e in r.get("evidence", [])
+                   if e.get("kind") == "report"})
+    body = {
+        "type": RECEIPT_TYPE, "promotion": req.pk, "outcome": req.state,
+        "model": req.model.name, "version": req.version.version, "artifact_sha256": req.version.artifact_sha256,
+        "target_stage": req.target_stage, "reason": req.reason, "requested_by": req.requester,
+        "policy": ({"name": req.policy.name, "version": req.policy.version, "digest": req.policy.digest}
+                   if req.policy else None),
+        "gates": decision.get("results", []),
+        "reports": [{"id": i, "result_digest": d} for i, d in used],
+        "waivers": [{"id": w.pk, "gate": w.gate, "justification": w.justification,
+                     "expires_at": w.expires_at.isoformat(), "granted_by": w.granted_by_id}
+                    for w in Waiver.objects.filter(version=req.version, revoked_at__isnull=True)
+                    if any(r.get("waived") and r.get("gate") == w.gate for r in decision.get("results", []))],
+        "approvals": [{"user": a.user.get_username(), "roles": a.roles, "decision": a.decision,
+                       "comment": a.comment, "decided_at": a.decided_at.isoformat()}
+                      for a in req.approvals.select_related("user")],
+        "decided_at": now.isoformat(),
+    }
+    return sign_note(canonical_bytes(body).decode("utf-8") + "\n", [signing_key()]).decode("utf-8")
+
+
+def _decide(req: PromotionRequest, actor: Principal, now: datetime) -> None:
+    """Evaluate the gates and move the request (and, when everything passed, the stage)."""
+    if req.policy is None:
+        req.state = PromotionState.BLOCKED
+        req.decision = {"status": "failed", "policy": None, "evaluated_at": now.isoformat(), "results": [{
+            "gate": "policy", "type": "policy", "status": "failed", "waived": False, "evidence": [],
+            "reason": f"No promotion policy applies to {req.model.name} ({req.model.risk_tier} risk) going to "
+                      f"{req.target_stage}; nothing enters a stage ungated. A compliance officer must publish one."}]}
+    else:
+        decision = evaluate(policy_from_data(req.policy.document), _evidence(req, now))
+        req.decision = decision.to_data() | {"policy": {"name": req.policy.name, "version": req.policy.version,
+                                                        "digest": req.policy.digest}}
+        req.state = _state_for(decision)
+    if req.state == PromotionState.APPROVED:
+        stage_move(actor=actor, version=req.version, stage=req.target_stage,
+                   reason=f"promotion #{req.pk}: {req.reason}")
+        req.state = PromotionState.PROMOTED
+    if req.state not in OPEN_PROMOTION_STATES:
+        req.decided_at = now
+        req.receipt = _receipt(req, now)
+    req.updated_at = now
+    req.save()
+
+
+def _payload(req: PromotionRequest) -> dict[str, Any]:
+    return {"promotion": req.pk, "model": req.model.name, "version": req.version.version,
+            "artifact_sha256": req.version.artifact_sha256, "target_stage": req.target_stage, "state": req.state,
+            "policy": req.decision.get("policy"),
+            "gates": [{"gate": r["gate"], "status": r["status"], "waived": r.get("waived", False)}
+                      for r in req.decision.get("results", [])]}
+
+
+# --- Requests ------------------------------------------------------------------------------------
+
+def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: str, reason: str,
+                      idempotency_key: str = "") -> tuple[PromotionRequest, bool]:
+    """Ask for ``version`` to enter ``target_stage``; returns (request, created).
+
+    The gates are evaluated at once. A replay with the same ``idempotency_key`` returns the first
+    request unchanged; a second open request for the same model and stage is a 409.
+    """
+    actor.require("request_promotion", target=version_target(version), action="governance.promotion.requested")
+    if target_stage not in SINGLE_HOLDER_STAGES:
+        raise ValidationFailed(f"target_stage must be one of {list(SINGLE_HOLDER_STAGES)}.", code="invalid_stage")
+    if not reason or len(reason) > 2000:
+        raise ValidationFailed("Say why (reason, 1-2000 characters); approvers and auditors read it.",
+                               code="reason_required")
+    if len(idempotency_key) > 128:
+        raise ValidationFailed("Idempotency-Key must be at most 128 characters.", code="invalid_idempotency_key")
+    user = actor.user if actor.system is None else None
+    if idempotency_key and user is not None:
+        earlier = PromotionRequest.objects.filter(requested_by=user, idempotency_key=idempotency_key).first()
+        if earlier is not None:
+            if (earlier.version_id, earlier.target_stage, earlier.reason) != (version.pk, target_stage, reason):
+                raise Conflict("This Idempotency-Key was already used for a different promotion request; "
+                               "use a new key for a new request.", code="idempotency_key_reused")
+            return earlier, False
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+        if model.archived:
+            raise Conflict(f"Model {model.name} is archived.", code="model_archived")
+        open_request = PromotionRequest.objects.filter(model=model, target_stage=target_stage,
+                                                       state__in=OPEN_PROMOTION_STATES).first()
+        if open_request is not None:
+            raise Conflict(f"Promotion #{open_request.pk} of {model.name} v{open_request.version.version} to "
+                           f"{target_stage} is still open ({open_request.state}); cancel it or wait for its decision.",
+                           code="promotion_open", details={"promotion": open_request.pk})
+        in_force = policy_in_force(model=model, stage=target_stage)
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                req = PromotionRequest.objects.create(
+                    model=model, version=version, target_stage=target_stage, reason=reason, requested_by=user,
+                    requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
+                    policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
+                    created_at=now, updated_at=now)
+        except IntegrityError as exc:
+            raise Conflict(f"Another promotion of {model.name} to {target_stage} was opened at the same moment.",
+                           code="promotion_open") from exc
+        _decide(req, actor, now)
+        audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
+                     payload=_payload(req) | {"reason": reason})
+    return req, True
+
+
+def _open_for_update(req: PromotionRequest) -> PromotionRequest:
+    req = (PromotionRequest.objects.select_for_update().select_related("model", "version", "policy")
+           .get(pk=req.pk))
+    if req.state not in OPEN_PROMOTION_STATES:
+        raise Conflict(f"Promotion #{req.pk} is already {req.state}; it takes no more decisions.",
+                       code="promotion_closed", details={"state": req.state})
+    return req
+
+
+def _decide_as_person(*, actor: Principal, req: PromotionRequest, decision: str, comment: str) -> PromotionRequest:
+    action = f"governance.promotion.{'approved' if decision == 'approved' else 'rejected'}"
+    actor.require("approve_promotion", target=_promotion_target(req), action=action)
+    if decision == "rejected" and not comment.strip():
+        raise ValidationFailed("A rejection needs a comment saying why.", code="comment_required")
+    user = actor.user
+    if user.pk in (req.requested_by_id, req.version.created_by_id):
+        who = "requested this promotion" if user.pk == req.requested_by_id else "registered this version"
+        actor.refuse(f"You {who}; separation of duties needs someone else to decide.",
+                     code="separation_of_duties", target=_promotion_target(req), action=action)
+    with transaction.atomic():
+        req = _open_for_update(req)
+        if Approval.objects.filter(request=req, user=user).exists():
+            raise Conflict("You already decided on this promotion.", code="already_decided")
+        roles = sorted(g.name for g in user.groups.all() if g.name in ROLES)
+        now = timezone.now()
+        Approval.objects.create(request=req, user=user, roles=roles, decision=decision, comment=comment,
+                                decided_at=now)
+        if decision == "rejected":
+            req.state = PromotionState.REJECTED
+            req.decision = req.decision | {"rejected_by": user.get_username(), "comment": comment}
+            req.decided_at = now
+            req.updated_at = now
+            req.receipt = _receipt(req, now)
+            req.save()
+        else:
+            _decide(req, actor, now)
+        audit_append(actor=actor.snapshot(), action=action, target=_promotion_target(req),
+                     payload=_payload(req) | {"comment": comment})
+    return req
+
+
+def promotion_approve(*, actor: Principal, request: PromotionRequest, comment: str = "") -> PromotionRequest:
+    """Approve; when this completes the approvals and every other gate passes, the stage moves."""
+    return _decide_as_person(actor=actor, req=request, decision="approved", comment=comment)
+
+
+def promotion_reject(*, actor: Principal, request: PromotionRequest, comment: str) -> PromotionRequest:
+    """Reject, with a comment; the request is closed."""
+    return _decide_as_person(actor=actor, req=request, decision="rejected", comment=comment)
+
+
+def promotion_cancel(*, actor: Principal, request: PromotionRequest) -> PromotionRequest:
+    """Withdraw an open request (its requester, or whoever may request promotions for the model)."""
+    actor.require("request_promotion", target=_promotion_target(request), action="governance.promotion.cancelled")
+    with transaction.atomic():
+        req = _open_for_update(request)
+        now = timezone.now()
+        req.state = PromotionState.CANCELLED
+        req.decided_at = now
+        req.updated_at = now
+        req.receipt = _receipt(req, now)
+        req.save()
+        audit_append(actor=actor.snapshot(), action="governance.promotion.cancelled", target=_promotion_target(req),
+                     payload=_payload(req))
+    return req
+
+
+def promotion_reevaluate(*, actor: Principal, request: PromotionRequest) -> PromotionRequest:
+    """Judge an open request again (its reports finished, a waiver was granted, time passed)."""
+    with transaction.atomic():
+        req = _open_for_update(request)
+        before = req.state
+        _decide(req, actor, timezone.now())
+        audit_append(actor=actor.snapshot(), action="governance.promotion.reevaluated", target=_promotion_target(req),
+                     payload=_payload(req) | {"previous_state": before})
+    return req
+
+
+def promotion_expire(*, actor: Principal, older_than: timedelta) -> int:
+    """Close requests left open longer than ``older_than``; one event per expired request."""
+    cutoff = timezone.now() - older_than
+    expired = 0
+    for pk in PromotionRequest.objects.filter(state__in=OPEN_PROMOTION_STATES, created_at__lt=cutoff) \
+            .values_list("pk", flat=True):
+        with transaction.atomic():
+            req = PromotionRequest.objects.select_for_update().select_related("model", "version", "policy").get(pk=pk)
+            if req.state not in OPEN_PROMOTION_STATES:
+                continue
+            now = timezone.now()
+            req.state, req.decided_at, req.updated_at = PromotionState.EXPIRED, now, now
+            req.receipt = _receipt(req, now)
+            req.save()
+            audit_append(actor=actor.snapshot(), action="governance.promotion.expired", target=_promotion_target(req),
+                         payload=_payload(req))
+            expired += 1
+    return expired
+

@@ -1,0 +1,264 @@
+"""Gated promotions end to end through the API: policies, gates, separation of duties, waivers, receipts."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from audits.core.canonical import canonical_bytes
+from audits.core.note import open_note
+from audits.keys import trusted_keys
+from governance import promotions
+from governance.models import PromotionRequest
+from registry.models import StageAssignment
+from tests.factories import SYSTEM, Cast, VersionFactory
+
+POLICY = """
+name: alpha-production
+target_stage: production
+applies_to:
+  models: [alpha-model]
+gates:
+  - type: validation_metric
+    metric: accuracy
+    op: ">="
+    threshold: 0.85
+  - type: bias_metric
+    metric: demographic_parity_difference
+    sensitive_feature: sex
+    op: "<="
+    threshold: 0.1
+  - type: evidence_binding
+  - type: approvals
+    count: 1
+    roles: [approver]
+"""
+
+
+def _report(version: Any, kind: str, result: dict[str, Any], *, status: str = "succeeded",
+            options: dict[str, Any] | None = None) -> Any:
+    from monitoring.models import Report
+
+    return Report.objects.create(version=version, kind=kind, status=status, options=options or {},
+                                 result=result if status == "succeeded" else None,
+                                 result_digest=_digest(result) if status == "succeeded" else "",
+                                 inputs_digest="0" * 64, finished_at=timezone.now() if status != "queued" else None)
+
+
+def _digest(result: dict[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(canonical_bytes(result)).hexdigest()
+
+
+def _good_evidence(version: Any, *, dpd: float = 0.04) -> None:
+    _report(version, "validation", {"task": "classification", "metrics": {"accuracy": 0.91}})
+    _report(version, "bias", {"sensitive_features": ["sex"], "demographic_parity_difference": dpd,
+                              "undefined": []}, options={"sensitive_features": ["sex"]})
+
+
+@pytest.fixture
+def policy(cast: Cast, client_for: Any) -> dict[str, Any]:
+    r = client_for("compliance_officer").post("/api/v1/policies/", {"document": POLICY}, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def _request(client: APIClient, version: int = 2, key: str = "", stage: str = "production") -> Any:
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"/api/v1/models/alpha-model/versions/{version}/promotions/",
+                       {"target_stage": stage, "reason": "quarterly retrain"}, format="json", **headers)
+
+
+def test_policy_versions_are_immutable_and_exportable(policy: dict[str, Any], client_for: Any) -> None:
+    co = client_for("compliance_officer")
+    assert policy["version"] == 1
+    same = co.post("/api/v1/policies/", {"document": POLICY}, format="json")
+    assert same.status_code == 409 and same.json()["error"]["code"] == "policy_unchanged"
+    v2 = co.post("/api/v1/policies/", {"document": POLICY.replace("0.85", "0.9")}, format="json")
+    assert v2.status_code == 201 and v2.json()["version"] == 2 and v2.json()["digest"] != policy["digest"]
+    old = co.get("/api/v1/policies/alpha-production/", {"version": 1}).json()
+    assert old["digest"] == policy["digest"]
+    exported = co.get("/api/v1/policies/alpha-production/", {"export": "yaml", "version": 1}).content.decode()
+    again = co.post("/api/v1/policies/", {"document": exported}, format="json")
+    assert again.status_code == 201 and again.json()["digest"] == policy["digest"]  # v3 == v1's content
+
+
+def test_bad_policy_answers_400_with_located_errors(cast: Cast, client_for: Any) -> None:
+    bad = POLICY.replace('op: ">="', 'op: "~"').replace("count: 1", "count: 0")
+    r = client_for("compliance_officer").post("/api/v1/policies/", {"document": bad}, format="json")
+    assert r.status_code == 400
+    errors = r.json()["error"]["details"]["errors"]
+    assert any("gates[0].op" in e for e in errors) and any("gates[3].count" in e for e in errors)
+    assert client_for("ml_engineer").post("/api/v1/policies/", {"document": POLICY},
+                                          format="json").status_code == 403
+
+
+def test_no_policy_means_blocked(cast: Cast, client_for: Any) -> None:
+    r = _request(client_for("ml_engineer"))
+    assert r.status_code == 201 and r.json()["state"] == "blocked"
+    assert "No promotion policy applies" in r.json()["decision"]["results"][0]["reason"]
+
+
+def test_gated_promotion_with_separation_of_duties(policy: dict[str, Any], cast: Cast, client_for: Any,
+                                                   sequenced: Any) -> None:
+    v2 = cast.versions["alpha2"]
+    _good_evidence(v2)
+    r = _request(client_for("ml_engineer"))
+    body = r.json()
+    assert r.status_code == 201 and body["state"] == "awaiting_approval", body
+    assert [g["status"] for g in body["decision"]["results"]] == ["passed", "passed", "passed", "waiting"]
+    pk = body["id"]
+    # the requester may not approve, even holding an approver role
+    from governance import services as gov
+
+    gov.role_grant(actor=SYSTEM, user=cast.users["ml_engineer"], role="approver")
+    me = APIClient()
+    me.force_authenticate(cast.users["ml_engineer"])
+    sod = me.post(f"/api/v1/promotions/{pk}/approve/", {}, format="json")
+    assert sod.status_code == 403 and sod.json()["error"]["code"] == "separation_of_duties"
+    assert client_for("viewer").post(f"/api/v1/promotions/{pk}/approve/", {}, format="json").status_code == 403
+    ok = client_for("approver").post(f"/api/v1/promotions/{pk}/approve/", {"comment": "evidence reviewed"},
+                                     format="json")
+    assert ok.status_code == 200 and ok.json()["state"] == "promoted", ok.json()
+    holder = StageAssignment.objects.get(model=cast.models["alpha"], stage="production", ended_at__isnull=True)
+    assert holder.version == v2
+    assert StageAssignment.objects.get(version=cast.versions["alpha1"], ended_at__isnull=True).stage == "archived"
+    # the receipt is a signed note over canonical JSON, verifiable with the audit log's public keys
+    receipt = ok.json()["receipt"].encode()
+    text, _ = open_note(receipt, [k.verifier for k in trusted_keys()])
+    decided = json.loads(text)
+    assert decided["outcome"] == "promoted" and decided["artifact_sha256"] == v2.artifact_sha256
+    assert decided["policy"] == {"name": "alpha-production", "version": 1, "digest": policy["digest"]}
+    assert [a["user"] for a in decided["approvals"]] == ["approver"]
+    assert len(decided["reports"]) == 2 and all(len(r["result_digest"]) == 64 for r in decided["reports"])
+    assert canonical_bytes(decided) + b"\n" == text.encode()
+    events = sequenced()
+    mine = [e.action for e in events if e.target_type == "governance.promotion" and e.target_id == str(pk)]
+    assert mine.count("governance.promotion.requested") == 1
+    assert mine.count("governance.promotion.approved") == 1 and mine.count("security.access.denied") >= 1
+    assert any(e.action == "registry.stage.moved" and e.target_id == str(v2.pk) for e in events)
+    again = client_for("approver").post(f"/api/v1/promotions/{pk}/approve/", {}, format="json")
+    assert again.status_code == 409
+
+
+def test_version_creator_cannot_approve(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    from governance import services as gov
+    from governance.access import Principal
+
+    creator = cast.users["approver"]
+    gov.team_member_add(actor=SYSTEM, team=cast.teams["alpha"], user=creator)
+    gov.role_grant(actor=SYSTEM, user=creator, role="data_scientist")
+    v3 = VersionFactory(model=cast.models["alpha"], actor=Principal(user=creator))
+    _good_evidence(v3)
+    r = _request(client_for("ml_engineer"), version=v3.version)
+    assert r.json()["state"] == "awaiting_approval"
+    denied = client_for("approver").post(f"/api/v1/promotions/{r.json()['id']}/approve/", {}, format="json")
+    assert denied.status_code == 403 and "registered this version" in denied.json()["error"]["message"]
+
+
+def test_biased_model_is_blocked_and_a_waiver_lets_it_pass(policy: dict[str, Any], cast: Cast,
+                                                           client_for: Any) -> None:
+    v2 = cast.versions["alpha2"]
+    _good_evidence(v2, dpd=0.3)
+    blocked = _request(client_for("ml_engineer")).json()
+    assert blocked["state"] == "blocked"
+    bias = blocked["decision"]["results"][1]
+    assert bias["status"] == "failed" and "0.3" in bias["reason"]
+    assert blocked["receipt"]  # blocked is a decision too: signed
+    waiver = client_for("compliance_officer").post(
+        "/api/v1/models/alpha-model/versions/2/waivers/",
+        {"gate": bias["gate"], "justification": "Known sampling skew, remediation ticket RISK-42",
+         "expires_at": (timezone.now() + timedelta(days=7)).isoformat()}, format="json")
+    assert waiver.status_code == 201, waiver.content
+    retried = _request(client_for("ml_engineer")).json()
+    assert retried["state"] == "awaiting_approval"
+    assert retried["decision"]["results"][1]["waived"] is True
+    approve_all = client_for("approver").post(f"/api/v1/promotions/{retried['id']}/approve/", {}, format="json")
+    assert approve_all.json()["state"] == "promoted"
+    assert "RISK-42" in approve_all.json()["receipt"]
+
+
+def test_waivers_cannot_cover_approvals_and_expire(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    co = client_for("compliance_officer")
+    r = co.post("/api/v1/models/alpha-model/versions/2/waivers/",
+                {"gate": "approvals:1", "justification": "we are in a hurry today",
+                 "expires_at": (timezone.now() + timedelta(days=1)).isoformat()}, format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "not_waivable"
+    r = co.post("/api/v1/models/alpha-model/versions/2/waivers/",
+                {"gate": "x", "justification": "long enough text", "expires_at": timezone.now().isoformat()},
+                format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_expiry"
+    assert client_for("approver").post("/api/v1/models/alpha-model/versions/2/waivers/", {},
+                                       format="json").status_code == 403
+
+
+def test_waiting_for_evidence_then_reevaluated(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    from monitoring.models import Report
+
+    v2 = cast.versions["alpha2"]
+    _report(v2, "validation", {"metrics": {"accuracy": 0.9}})
+    pending = _report(v2, "bias", {}, status="queued", options={"sensitive_features": ["sex"]})
+    r = _request(client_for("ml_engineer")).json()
+    assert r["state"] == "waiting_for_evidence"
+    result = {"sensitive_features": ["sex"], "demographic_parity_difference": 0.02, "undefined": []}
+    Report.objects.filter(pk=pending.pk).update(status="succeeded", result=result, result_digest=_digest(result),
+                                                finished_at=timezone.now())
+    req = promotions.promotion_reevaluate(actor=SYSTEM, request=PromotionRequest.objects.get(pk=r["id"]))
+    assert req.state == "awaiting_approval"
+
+
+def test_idempotency_and_one_open_request(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    _good_evidence(cast.versions["alpha2"])
+    api = client_for("ml_engineer")
+    first = _request(api, key="run-77")
+    replay = _request(api, key="run-77")
+    assert first.status_code == 201 and replay.status_code == 200 and replay.json() == first.json()
+    other = api.post("/api/v1/models/alpha-model/versions/2/promotions/",
+                     {"target_stage": "production", "reason": "different"}, format="json",
+                     HTTP_IDEMPOTENCY_KEY="run-77")
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    second = _request(client_for("pipeline"), version=1)
+    assert second.status_code == 409 and second.json()["error"]["code"] == "promotion_open"
+    assert api.post(f"/api/v1/promotions/{first.json()['id']}/cancel/", {}, format="json").json()["state"] == \
+        "cancelled"
+    assert _request(client_for("pipeline"), version=1).status_code == 201
+
+
+def test_reject_needs_a_comment(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    _good_evidence(cast.versions["alpha2"])
+    pk = _request(client_for("ml_engineer")).json()["id"]
+    approver = client_for("approver")
+    assert approver.post(f"/api/v1/promotions/{pk}/reject/", {}, format="json").status_code == 400
+    r = approver.post(f"/api/v1/promotions/{pk}/reject/", {"comment": "calibration plot missing"}, format="json")
+    assert r.json()["state"] == "rejected" and r.json()["receipt"]
+    assert StageAssignment.objects.get(model=cast.models["alpha"], stage="production",
+                                       ended_at__isnull=True).version == cast.versions["alpha1"]
+
+
+def test_other_teams_promotions_are_invisible(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    _good_evidence(cast.versions["alpha2"])
+    pk = _request(client_for("ml_engineer")).json()["id"]
+    assert client_for("beta_viewer").get(f"/api/v1/promotions/{pk}/").status_code == 404
+    assert client_for("beta_viewer").get("/api/v1/promotions/").json()["results"] == []
+    assert client_for("auditor").get(f"/api/v1/promotions/{pk}/").status_code == 200
+
+
+def test_no_path_moves_a_stage_without_the_gates(cast: Cast, client_for: Any) -> None:
+    from django.test import Client
+
+    admin = Client()
+    admin.force_login(cast.users["administrator"])
+    assert admin.post("/admin/registry/stageassignment/add/", {"stage": "production"}).status_code == 403
+    api = client_for("administrator")
+    assert api.patch("/api/v1/models/alpha-model/versions/2/", {"stage": "production"},
+                     format="json").status_code == 400
+    from django.core.management import get_commands
+
+    assert not [c for c in get_commands() if "stage" in c or "promot" in c]
+    assert StageAssignment.objects.get(model=cast.models["alpha"], stage="production",
+                                       ended_at__isnull=True).version == cast.versions["alpha1"]
