@@ -293,7 +293,7 @@ def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: 
 
 
 def _open_for_update(req: PromotionRequest) -> PromotionRequest:
-    req = (PromotionRequest.objects.select_for_update().select_related("model", "version", "policy")
+    req = (PromotionRequest.objects.select_for_update(of=("self",)).select_related("model", "version", "policy")
            .get(pk=req.pk))
     if req.state not in OPEN_PROMOTION_STATES:
         raise Conflict(f"Promotion #{req.pk} is already {req.state}; it takes no more decisions.",
@@ -377,7 +377,7 @@ def promotion_expire(*, actor: Principal, older_than: timedelta) -> int:
     for pk in PromotionRequest.objects.filter(state__in=OPEN_PROMOTION_STATES, created_at__lt=cutoff) \
             .values_list("pk", flat=True):
         with transaction.atomic():
-            req = PromotionRequest.objects.select_for_update().select_related("model", "version", "policy").get(pk=pk)
+            req = PromotionRequest.objects.select_for_update(of=("self",)).select_related("model", "version", "policy").get(pk=pk)
             if req.state not in OPEN_PROMOTION_STATES:
                 continue
             now = timezone.now()

@@ -12,8 +12,53 @@ from audits.models import AuditEvent, AuditPending
 from governance import services as gov
 from governance.access import Principal
 from governance import promotions
+from monitoring import services as mon
 from registry import services as reg
 from tests.factories import CAST_POLICY, SYSTEM, Cast, digest
+
+
+def _csv_file(stem: str) -> dict[str, Any]:
+    """A small labelled CSV under the storage folder (the import root), with its digest and size."""
+    import hashlib
+
+    from django.conf import settings
+
+    path = settings.STORAGE_DIR / f"{stem}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        rows = "\n".join(f"{i % 2},{(i // 2) % 2},{['f', 'm'][i % 3 == 0]}" for i in range(60))
+        path.write_text("label,pred,sex\n" + rows + "\n")
+    data = path.read_bytes()
+    return {"path": path, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _upload(cast: Cast) -> Any:
+    """A file as the upload handler leaves it in staging."""
+    import shutil
+
+    from monitoring import storage
+
+    info = _csv_file("upload")
+    staging = storage.datasets_dir() / ".incoming" / "test"
+    staging.mkdir(parents=True, exist_ok=True)
+    shutil.copy(info["path"], staging / "upload.csv")
+    staged = storage.StagedFile(staging / "upload.csv", "upload.csv", info["sha256"], info["size"])
+    return mon.dataset_upload(actor=SYSTEM, team=cast.teams["alpha"], name="uploaded", staged=staged)
+
+
+def _queued_report(cast: Cast) -> Any:
+    """A validation report queued (not enqueued) on alpha v2; its setup events precede the one under test."""
+    from monitoring.models import Report
+
+    existing = Report.objects.filter(status="queued").first()
+    if existing:
+        return existing
+    info = _csv_file("evaluation")
+    ds = mon.dataset_ingest(actor=SYSTEM, team=cast.teams["alpha"], name="evaluation", **info)
+    return mon.report_request(actor=SYSTEM, version=cast.versions["alpha2"], kind="validation",
+                              datasets={"evaluation": ds.pk},
+                              options={"task": "classification", "label": "label", "prediction": "pred"},
+                              enqueue=False)
 
 
 def _open_promotion(cast: Cast) -> Any:
@@ -94,9 +139,30 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         actor=SYSTEM, request=_open_promotion(c))),
     "governance.promotion_expire": ("governance.promotion.expired", lambda c: (_open_promotion(c), promotions.promotion_expire(
         actor=SYSTEM, older_than=__import__("datetime").timedelta(seconds=-1)))),
+    "monitoring.dataset_ingest": ("registry.dataset.registered", lambda c: mon.dataset_ingest(
+        actor=SYSTEM, team=c.teams["alpha"], name="ingested", **_csv_file("ingest"))),
+    "monitoring.dataset_upload": ("registry.dataset.registered", lambda c: _upload(c)),
+    "monitoring.dataset_register_file": ("registry.dataset.registered", lambda c: mon.dataset_register_file(
+        actor=SYSTEM, team=c.teams["alpha"], name="by-path", path=str(_csv_file("regfile")["path"]),
+        sha256=_csv_file("regfile")["sha256"])),
+    "monitoring.report_request": ("monitoring.report.queued", lambda c: _queued_report(c)),
+    "monitoring.report_start": ("monitoring.report.started", lambda c: mon.report_start(
+        actor=SYSTEM, report=_queued_report(c))),
+    "monitoring.report_finish": ("monitoring.report.finished", lambda c: mon.report_finish(
+        actor=SYSTEM, report=mon.report_start(actor=SYSTEM, report=_queued_report(c)), result={"ok": True})),
+    "monitoring.report_fail": ("monitoring.report.failed", lambda c: mon.report_fail(
+        actor=SYSTEM, report=_queued_report(c), code="bad_data", message="labels are not binary")),
+    "monitoring.report_reap": ("monitoring.report.failed", lambda c: (
+        mon.report_start(actor=SYSTEM, report=_queued_report(c)),
+        mon.report_reap(actor=SYSTEM, older_than=__import__("datetime").timedelta(seconds=-1)))),
+    "monitoring.report_compute": ("monitoring.report.finished", lambda c: mon.report_compute(
+        report_id=_queued_report(c).pk)),
 }
 
-SERVICE_MODULES = [gov, reg, promotions]
+SERVICE_MODULES = [gov, reg, promotions, mon]
+# Services that record through the service they delegate to (the event is that service's).
+DELEGATING = {"monitoring.dataset_ingest", "monitoring.dataset_upload", "monitoring.dataset_register_file",
+              "monitoring.report_compute"}
 # Services whose actor is not a Principal argument (the caller is not yet known, or anonymous).
 ACTORLESS_WRITES = {"token_authenticate", "login_record_success", "login_record_failure"}
 
@@ -109,7 +175,8 @@ def _public_services() -> set[str]:
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ != module.__name__ or name.startswith("_"):
                 continue
-            if "actor" in inspect.signature(fn).parameters or name in ACTORLESS_WRITES:
+            if "actor" in inspect.signature(fn).parameters or name in ACTORLESS_WRITES or \
+                    f"{app}.{name}" in DELEGATING:
                 found.add(f"{app}.{name}")
     return found
 
@@ -120,7 +187,9 @@ def test_every_service_is_enumerated() -> None:
 
 
 @pytest.mark.parametrize("service", sorted(CALLS))
-def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: Any) -> None:
+def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: Any, settings: Any,
+                                           tmp_path: Any) -> None:
+    settings.STORAGE_DIR = tmp_path / "storage"
     action, call = CALLS[service]
     before = len(sequenced())
     call(cast)
@@ -130,7 +199,10 @@ def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: 
     assert events[-1].action == action
     setup_events = {"registry.model_archive": 1, "registry.model_delete": 1, "governance.promotion_approve": 2,
                     "governance.promotion_reject": 2, "governance.promotion_cancel": 2,
-                    "governance.promotion_reevaluate": 2, "governance.promotion_expire": 2}.get(service, 0)
+                    "governance.promotion_reevaluate": 2, "governance.promotion_expire": 2,
+                    "monitoring.report_request": 1, "monitoring.report_start": 2, "monitoring.report_finish": 3,
+                    "monitoring.report_fail": 2, "monitoring.report_reap": 3, "monitoring.report_compute": 3,
+                    }.get(service, 0)
     # a promotion that completes calls the stage service, which records its own move
     nested = sum(1 for e in events[setup_events:] if e.action == "registry.stage.moved" != action)
     assert len(events) == 1 + setup_events + nested, [e.action for e in events]
