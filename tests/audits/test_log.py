@@ -384,7 +384,7 @@ def test_concurrent_appenders_never_fork_skip_or_repeat() -> None:
     assert outputs == ["done\n"] * 16
     from audits.services import audit_sequence
 
-    audit_sequence()
+    audit_sequence(inline=True)  # drain what the writers' bounded after-commit calls left
     events = list(AuditEvent.objects.filter(action="test.concurrent").order_by("seq"))
     assert len(events) == 16 * per_worker
     all_seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
@@ -401,3 +401,17 @@ def test_export_lines_are_exact_leaf_bytes(cast: Cast) -> None:
     for line in export_lines(start=0, end=3):
         row = json.loads(line)
         assert base64.b64decode(row["leaf"]) == _leaf(row["seq"])
+
+
+@pytest.mark.parametrize("payload", [{}, {"target": "x", "n": [1, 2.5, None]}, {"label": ',"target":'},
+                                     {"ü": "ß\u2028", "nested": {"target": {"target": 1}}}])
+@pytest.mark.parametrize("target", [None, {"type": "t", "id": "1", "label": ',"target":{}'}])
+def test_leaf_with_seq_equals_full_canonicalisation(payload: dict, target: Any) -> None:
+    from audits.core.canonical import canonical_bytes
+    from audits.services import leaf_with_seq
+
+    body = {"ts": "2026-11-26T12:00:00.000000Z", "actor": {"type": "system", "name": "t"}, "action": "a.b",
+            "target": target, "request_id": None, "payload": payload}
+    raw = canonical_bytes(body)
+    for seq in (0, 7, 123456789):
+        assert leaf_with_seq(raw, seq) == canonical_bytes(body | {"seq": seq})

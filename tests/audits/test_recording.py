@@ -236,12 +236,13 @@ def test_rolled_back_change_leaves_no_event(cast: Cast, sequenced: Any) -> None:
 def test_failed_append_rolls_the_change_back(cast: Cast, monkeypatch: Any) -> None:
     from registry.models import RegisteredModel
 
-    def broken_create(**kwargs: Any) -> None:
-        raise RuntimeError("audit storage unavailable")
+    from django.db import DatabaseError
 
-    monkeypatch.setattr(AuditPending.objects, "create", broken_create)
-    with pytest.raises(RuntimeError):
+    # The queue table is unavailable: the append's INSERT fails inside the service's transaction.
+    monkeypatch.setattr(AuditPending._meta, "db_table", "audits_queue_gone")
+    with pytest.raises(DatabaseError):
         reg.model_create(actor=SYSTEM, name="unrecorded", team=cast.teams["alpha"])
+    monkeypatch.undo()
     assert not RegisteredModel.objects.filter(name="unrecorded").exists()
 
 
