@@ -70,6 +70,11 @@ class ApiToken(models.Model):
         return self.revoked_at is None and self.expires_at > now
 
 
+class PromotionKind(models.TextChoices):
+    PROMOTION = "promotion", "Promotion"
+    ROLLBACK = "rollback", "Rollback to the previous holder"
+
+
 class PromotionPolicy(models.Model):
     """One published version of a policy document. Published versions never change.
 
@@ -82,6 +87,8 @@ class PromotionPolicy(models.Model):
     document = models.JSONField()
     digest = models.CharField(max_length=64)
     target_stage = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=PromotionKind.choices, default=PromotionKind.PROMOTION,
+                            help_text="Rollback policies decide only rollbacks; promotion policies everything else.")
     published_by = models.JSONField(default=dict, help_text="Actor snapshot, as in the audit log.")
     published_at = models.DateTimeField(default=timezone.now)
 
@@ -115,6 +122,7 @@ class PromotionRequest(models.Model):
     model = models.ForeignKey("registry.RegisteredModel", on_delete=models.PROTECT, related_name="promotions")
     version = models.ForeignKey("registry.ModelVersion", on_delete=models.PROTECT, related_name="promotions")
     target_stage = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, choices=PromotionKind.choices, default=PromotionKind.PROMOTION)
     reason = models.TextField(max_length=2000)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     requester = models.JSONField(default=dict, help_text="Actor snapshot, as in the audit log.")
