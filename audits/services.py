@@ -2,19 +2,21 @@
 
 Design (see docs/audit-log.md, "Service behaviour"): an append is one INSERT into the pending
 queue in the same transaction as the change, so the event is durable exactly when the change is
-and concurrent writers never contend on a head row. After commit, the writer tries a
-non-blocking lock and, if it gets it, sequences the whole queue in batches: assigns dense ``seq``
-numbers in queue order, stores the canonical leaf bytes and hashes, removes the rows from the
-queue. A writer that does not get the lock leaves its event to the holder, which re-checks the
-queue after releasing the lock, so no event waits for a later writer.
+and concurrent writers never contend on a head row. Sequencing (dense ``seq`` numbers in queue
+order, the canonical leaf bytes and hashes, the rows removed from the queue) happens under one
+lock: in production a dedicated process (``sequencer_run``, ``manage.py audit_sequencer``) holds
+it for its lifetime. Without one, each writer tries the lock after its commit and, if it gets
+it, sequences a bounded number of batches; a writer that does not get it leaves its event to the
+holder, which re-checks the queue after releasing the lock, so no event waits for a later writer.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
-from typing import Any
+from typing import Any, Callable
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -64,7 +66,11 @@ def audit_append(*, actor: dict[str, Any], action: str, target: Target | None, p
     # One plain INSERT: this is on every governed write's path, so no ORM object is built for it.
     with connection.cursor() as cur:
         cur.execute(f"INSERT INTO {AuditPending._meta.db_table} (body) VALUES (%s)", [canonical_bytes(body)])
-    transaction.on_commit(audit_sequence)
+    # One sequencing attempt per transaction, however many events it recorded (it drains them
+    # all), unless the one already registered belongs to a savepoint that may still roll back.
+    live = set(connection.savepoint_ids)
+    if not any(func is audit_sequence and sids <= live for sids, func, _ in connection.run_on_commit):
+        transaction.on_commit(audit_sequence)
 
 
 def _try_lock() -> bool:
@@ -81,36 +87,51 @@ def _unlock() -> None:
             cur.execute("SELECT pg_advisory_unlock(%s)", [_SEQUENCER_LOCK_KEY])
 
 
+def _event_row(raw: bytes, seq: int) -> AuditEvent:
+    body = json.loads(raw)
+    leaf = leaf_with_seq(raw, seq)
+    actor = body.get("actor") or {}
+    target = body.get("target") or {}
+    return AuditEvent(
+        seq=seq,
+        ts=datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt_timezone.utc),
+        action=body["action"],
+        actor_id=actor.get("id") if actor.get("type") == "user" else None,
+        actor_name=str(actor.get("username") or actor.get("name") or ""),
+        target_type=target.get("type", ""),
+        target_id=str(target.get("id", "")),
+        request_id=body.get("request_id") or "",
+        leaf=leaf,
+        leaf_hash=hashlib.sha256(b"\x00" + leaf).digest(),
+    )
+
+
 def _sequence_batch() -> int:
+    """Number up to ``_BATCH`` queued events, oldest first, in one transaction; returns how many.
+
+    Callers hold the sequencer lock (PostgreSQL) or a write transaction (SQLite), so ``max(seq)``
+    cannot move under us. On PostgreSQL the queue rows are taken and removed by one
+    ``DELETE .. RETURNING`` (half the round trips of select-then-delete).
+    """
+    table = AuditPending._meta.db_table
     with transaction.atomic():
-        pending = list(AuditPending.objects.order_by("id")[:_BATCH])
-        if not pending:
-            return 0
-        last = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+        with connection.cursor() as cur:
+            if connection.vendor == "postgresql":
+                cur.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT %s "
+                            "FOR UPDATE) RETURNING id, body", [_BATCH])
+                pending = sorted(cur.fetchall())
+            else:
+                cur.execute(f"SELECT id, body FROM {table} ORDER BY id LIMIT %s", [_BATCH])
+                pending = cur.fetchall()
+                if pending:
+                    cur.execute(f"DELETE FROM {table} WHERE id <= %s", [pending[-1][0]])
+            if not pending:
+                return 0
+            cur.execute(f"SELECT max(seq) FROM {AuditEvent._meta.db_table}")
+            last = cur.fetchone()[0]
         seq = 0 if last is None else last + 1
-        events = []
-        for row in pending:
-            raw = bytes(row.body)
-            body = json.loads(raw)
-            leaf = leaf_with_seq(raw, seq)
-            actor = body.get("actor") or {}
-            target = body.get("target") or {}
-            events.append(AuditEvent(
-                seq=seq,
-                ts=datetime.strptime(body["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt_timezone.utc),
-                action=body["action"],
-                actor_id=actor.get("id") if actor.get("type") == "user" else None,
-                actor_name=str(actor.get("username") or actor.get("name") or ""),
-                target_type=target.get("type", ""),
-                target_id=str(target.get("id", "")),
-                request_id=body.get("request_id") or "",
-                leaf=leaf,
-                leaf_hash=hashlib.sha256(b"\x00" + leaf).digest(),
-            ))
-            seq += 1
-        AuditEvent.objects.bulk_create(events)
-        AuditPending.objects.filter(id__in=[p.id for p in pending]).delete()
-        return len(events)
+        AuditEvent.objects.bulk_create([_event_row(bytes(raw), seq + i) for i, (_, raw) in enumerate(pending)])
+        return len(pending)
 
 
 def leaf_with_seq(body: bytes, seq: int) -> bytes:
@@ -158,3 +179,45 @@ def audit_sequence(*, inline: bool = False) -> int:
         if not AuditPending.objects.exists():
             return total
     return total
+
+
+def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.01, vacuum_every: float = 30.0,
+                  on_batch: Callable[[int], None] | None = None) -> int:
+    """The dedicated sequencer: hold the sequencer lock for as long as we run, number every event.
+
+    Deployed as its own process (``manage.py audit_sequencer``), it takes the sequencing off the
+    request path: while it holds the lock, a writer's after-commit ``audit_sequence`` fails to get
+    the lock at once and returns, so no request ever numbers other writers' events, and an
+    event's wait for a ``seq`` is one nap plus one batch (see docs/audit-log.md). If the process
+    dies, PostgreSQL releases the lock with its session and writers go back to sequencing after
+    their own commits, so nothing is stranded. A second sequencer waits as a standby.
+
+    It naps ``nap`` seconds after any batch smaller than the maximum, so the next one gathers
+    events instead of paying a transaction for each; and VACUUMs the queue table every
+    ``vacuum_every`` seconds, since the table churns all its rows every few milliseconds and
+    each pass would otherwise scan every dead row since the last vacuum. Returns the number of
+    events it sequenced.
+    """
+    total = 0
+    while not _try_lock():
+        if should_stop():
+            return 0
+        time.sleep(0.5)
+    next_vacuum = time.monotonic() + vacuum_every
+    try:
+        while not should_stop():
+            n = _sequence_batch()
+            total += n
+            if on_batch is not None and n:
+                on_batch(n)
+            if connection.vendor == "postgresql" and time.monotonic() >= next_vacuum:
+                with connection.cursor() as cur:
+                    # TRUNCATE false: cutting the empty tail needs an ACCESS EXCLUSIVE lock, which
+                    # VACUUM waits for (up to seconds) while writers insert; nothing is sequenced then.
+                    cur.execute(f"VACUUM (TRUNCATE false) {AuditPending._meta.db_table}")
+                next_vacuum = time.monotonic() + vacuum_every
+            if n < _BATCH:
+                time.sleep(nap)
+    finally:
+        _unlock()
+    return total + audit_sequence()  # whatever arrived after the last pass

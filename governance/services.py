@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from audits.context import actor_for
+from audits.context import actor_for, forget_roles
 from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, NotFound, ValidationFailed
@@ -38,7 +38,12 @@ def _team_target(team: Team) -> Target:
 
 
 def _refresh_staff_flag(user: Any) -> None:
-    """Portal access follows the roles: staff exactly when a role grants ``use_portal``."""
+    """Portal access follows the roles: staff exactly when a role grants ``use_portal``.
+
+    Called after every change of a user's roles, so it also drops the roles and permissions
+    remembered on that user object (``audits.context.forget_roles``).
+    """
+    forget_roles(user)
     portal = any(ROLES[g.name].capabilities.__contains__("use_portal")
                  for g in user.groups.all() if g.name in ROLES)
     if user.is_staff != portal:

@@ -415,3 +415,53 @@ def test_leaf_with_seq_equals_full_canonicalisation(payload: dict, target: Any) 
     raw = canonical_bytes(body)
     for seq in (0, 7, 123456789):
         assert leaf_with_seq(raw, seq) == canonical_bytes(body | {"seq": seq})
+
+
+# --- Parallel verification (PostgreSQL) ----------------------------------------------------------
+
+@pytest.fixture
+def committed_log(cast: Cast, monkeypatch: Any) -> dict[str, Any]:
+    """The ``log`` fixture's shape, committed (worker processes read it), cut into 4-event ranges."""
+    from audits import verification
+
+    monkeypatch.setattr(verification, "_RANGE", 4)
+    _grow(cast, 10)
+    checkpoint_create()
+    _grow(cast, 10)
+    cp = checkpoint_create()
+    return {"size": cp.size, "saved": cp.note.encode(), "k": 7}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_verification_agrees_on_an_untouched_log(committed_log: dict[str, Any], settings: Any) -> None:
+    settings.AUDIT_VERIFY_PARALLEL_MIN_EVENTS = 0
+    seen: list[int] = []
+    report = verify_log(external_checkpoint=committed_log["saved"], workers=2, progress=lambda d, t: seen.append(d))
+    assert report.ok, report.as_dict()
+    assert report.workers == 2 and not report.warnings
+    assert report.size == committed_log["size"] and report.checkpoints_checked >= 3
+    assert seen == sorted(seen) and seen[-1] == committed_log["size"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("case", ["payload byte changed", "hash column changed", "middle row deleted",
+                                  "forged row inserted", "two rows swapped", "seq duplicated",
+                                  "tail truncated below last checkpoint", "content and hash rewritten"])
+def test_parallel_verification_names_tampering_like_the_sequential_scan(
+        case: str, committed_log: dict[str, Any], settings: Any) -> None:
+    """Each range is checked by another process; the verdict and first bad seq must not change."""
+    settings.AUDIT_VERIFY_PARALLEL_MIN_EVENTS = 0
+    tamper, problem, bad = CASES[case]
+    _as_attacker(lambda: tamper(committed_log["k"]))
+    sequential = verify_log(workers=1)
+    parallel = verify_log(workers=2)
+    assert not parallel.ok and parallel.problem == problem, (case, parallel.as_dict())
+    # A log whose seq values are not 0..n-1 is diagnosed by the sequential scan (exact first gap).
+    assert parallel.workers == (1 if case == "middle row deleted" else 2)
+    assert (parallel.problem, parallel.first_bad_seq) == (sequential.problem, sequential.first_bad_seq)
+    if bad == "size-3":
+        assert parallel.first_bad_seq == committed_log["size"] - 3
+    elif bad is not None:
+        assert parallel.first_bad_seq == bad

@@ -275,11 +275,12 @@ def _install_variant(name: str) -> None:
       writers' events; rows committed during its last batch go to the next committing writer or,
       when writes stop, to the periodic ``audits.sequence`` task (every ``BEAT_S``), which the
       orchestrator stands in for.
-    * ``dedicated``: the proposal. Writers queue with a raw ``INSERT`` (no ORM) and do nothing
-      after commit; one sequencer process holds the sequencer lock and runs ``splice`` batches
-      in a loop (see ``_sequencer_loop``), VACUUMing the queue table every ``QUEUE_VACUUM_S``
-      (the table churns its whole content every few milliseconds; without vacuum every pass
-      scans all the dead rows since the last one), at the CPU priority ``--sequencer-nice``.
+    * ``dedicated``: the deployed configuration since 2026-11-26 16:00 UTC. The real code, plus one
+      process running the real ``audits.services.sequencer_run`` (what ``manage.py
+      audit_sequencer`` runs): it holds the sequencer lock, so writers' after-commit attempts
+      return at once, numbers batches in a loop (``DELETE .. RETURNING`` + spliced leaves), and
+      VACUUMs the queue table every ``QUEUE_VACUUM_S``, at the CPU priority ``--sequencer-nice``.
+      ``current`` is then the fallback a deployment sees when that process is down.
     """
     from audits import services
 
@@ -310,9 +311,7 @@ def _install_variant(name: str) -> None:
         services.audit_sequence = _timeboxed_audit_sequence  # type: ignore[assignment]
         return
     if name == "dedicated":
-        services.audit_append = _lean_audit_append  # type: ignore[assignment]
-        _ACTIVE_BATCH[:] = [_splice_sequence_batch]
-        return
+        return  # the real code: audits.services.sequencer_run in the sequencer process
     raise ValueError(f"unknown variant {name}")
 
 
@@ -526,29 +525,23 @@ def _sequencer_loop(stop_at: float, dedicated: bool, nice: int, counters_ref: li
     _BACKEND_PID[0] = _backend_pid()
     cpu0, bcpu0 = time.process_time(), process_cpu(_BACKEND_PID[0])
     if dedicated:
-        while not services._try_lock():
-            time.sleep(0.01)
-    next_vacuum = time.time() + QUEUE_VACUUM_S
-    try:
-        while time.time() < stop_at:
-            got = services._sequence_batch() if dedicated else services.audit_sequence()
-            moved += got
+        # The deployed sequencer itself (manage.py audit_sequencer runs exactly this).
+        def count(n: int) -> None:
+            nonlocal passes
             passes += 1
-            if dedicated and time.time() >= next_vacuum:
-                with connection.cursor() as cur:
-                    # TRUNCATE false: truncating the (often empty) tail needs an ACCESS EXCLUSIVE
-                    # lock, and VACUUM keeps trying for up to 5 s while writers insert, during
-                    # which nothing is sequenced (seen without it: the queue grew by 10,000).
-                    cur.execute("VACUUM (TRUNCATE false) audits_auditpending")
-                next_vacuum = time.time() + QUEUE_VACUUM_S
-            if dedicated and got < services._BATCH:
-                time.sleep(DEDICATED_NAP_S)
-            elif not got:
-                time.sleep(0.002)
-    finally:
-        if dedicated:
-            services._unlock()
-            moved += services.audit_sequence()  # whatever arrived after the last pass
+
+        moved = services.sequencer_run(should_stop=lambda: time.time() >= stop_at, nap=DEDICATED_NAP_S,
+                                       vacuum_every=QUEUE_VACUUM_S, on_batch=count)
+    else:
+        try:
+            while time.time() < stop_at:
+                got = services.audit_sequence()
+                moved += got
+                passes += 1
+                if not got:
+                    time.sleep(0.002)
+        finally:
+            moved += services.audit_sequence()
     counters.cpu_seconds = time.process_time() - cpu0
     counters.backend_cpu_seconds = process_cpu(_BACKEND_PID[0]) - bcpu0
     if reniced:

@@ -1,0 +1,116 @@
+"""The dedicated sequencer: takes numbering off the request path, and writers take over when it dies."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+
+from audits.core.canonical import canonical_bytes
+from audits.models import AuditEvent, AuditPending
+from audits.services import audit_append, audit_sequence, format_ts
+from audits.verification import verify_log
+from tests import workers
+from tests.workers import ROOT, run_processes
+
+
+def _queue_without_sequencing(n: int) -> None:
+    """Queue events the way audit_append does, minus its after-commit call (a sequencer's work)."""
+    from django.utils import timezone
+
+    with connection.cursor() as cur:
+        for i in range(n):
+            body = {"ts": format_ts(timezone.now()), "actor": {"type": "system", "name": "test"},
+                    "action": "test.queued", "target": None, "request_id": None, "payload": {"i": i}}
+            cur.execute("INSERT INTO audits_auditpending (body) VALUES (%s)", [canonical_bytes(body)])
+
+
+@pytest.mark.django_db
+def test_the_command_sequences_what_is_queued_and_stops_on_time() -> None:
+    audit_sequence(inline=True)
+    before = AuditEvent.objects.count()
+    _queue_without_sequencing(30)
+    started = time.monotonic()
+    call_command("audit_sequencer", "--seconds", "0.3", "--nap-ms", "5", stdout=open(os.devnull, "w"))
+    assert time.monotonic() - started < 5
+    assert AuditPending.objects.count() == 0
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert len(seqs) == before + 30 and seqs == list(range(len(seqs)))
+
+
+@pytest.mark.django_db
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(SystemExit):
+        call_command("audit_sequencer", "--nap-ms", "0", stderr=open(os.devnull, "w"))
+
+
+def _advisory_locks_held_by_others() -> int:
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> "
+                    "pg_backend_pid()")
+        return cur.fetchone()[0]
+
+
+def _wait(predicate: Any, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_dedicated_sequencer_on_postgresql_and_writers_take_over_when_it_stops() -> None:
+    """Writers' after-commit calls return at once while it runs; events get a seq within a bound."""
+    env = {**os.environ, "DATABASE_URL": workers.test_database_url(), "DJANGO_SETTINGS_MODULE": "governance.settings",
+           "CELERY_BROKER_URL": ""}
+    proc = subprocess.Popen([sys.executable, "manage.py", "audit_sequencer", "--nap-ms", "5"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: _advisory_locks_held_by_others() == 1, 30, "the sequencer to take its lock")
+        waits = []
+        for i in range(20):
+            with transaction.atomic():
+                audit_append(actor={"type": "system", "name": "test"}, action="test.dedicated", target=None,
+                             payload={"i": i})
+            # The after-commit call found the lock taken and left the event to the sequencer.
+            waits.append(_wait(lambda: not AuditPending.objects.exists(), 5, "the sequencer to number an event"))
+        assert audit_sequence() == 0
+        assert max(waits) < 2.0, waits
+
+        outputs = run_processes(8, """
+            from django.db import transaction
+            from audits.services import audit_append
+            for i in range(25):
+                with transaction.atomic():
+                    audit_append(actor={"type": "system", "name": f"w{WORKER}"}, action="test.dedicated.concurrent",
+                                 target=None, payload={"worker": WORKER, "i": i})
+            print("done")
+        """)
+        assert outputs == ["done\n"] * 8
+        _wait(lambda: not AuditPending.objects.exists(), 10, "the sequencer to drain the queue")
+        assert AuditEvent.objects.filter(action="test.dedicated.concurrent").count() == 200
+
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err[-2000:]
+        assert "stopped after sequencing" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # The lock went with the process: a writer sequences its own event again.
+    with transaction.atomic():
+        audit_append(actor={"type": "system", "name": "test"}, action="test.after", target=None, payload={})
+    assert not AuditPending.objects.exists()
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(len(seqs)))
+    assert verify_log().ok
