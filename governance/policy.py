@@ -57,6 +57,7 @@ MAX_APPROVALS = 10
 # Mirrors of registry.models.RiskTier / Stage (promotable stages only); tests hold them equal.
 RISK_TIERS: tuple[str, ...] = ("low", "medium", "high", "critical")
 STAGES: tuple[str, ...] = ("staging", "production")
+KINDS: tuple[str, ...] = ("promotion", "rollback")  # "promotion" is the default, left out of the canonical form
 
 _SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # registry.models.NAME_RE
@@ -269,13 +270,16 @@ class Policy:
     models: tuple[str, ...]
     gates: tuple[GateSpec, ...]
     format_version: int = FORMAT_VERSION
+    kind: str = "promotion"
 
-    def applies_to(self, *, model_name: str, risk_tier: str, stage: str) -> bool:
-        """Whether a promotion of a model (by name and risk tier) to ``stage`` is gated by this policy.
+    def applies_to(self, *, model_name: str, risk_tier: str, stage: str, kind: str = "promotion") -> bool:
+        """Whether a request of ``kind`` for a model (by name and risk tier) to ``stage`` is gated by this policy.
 
-        The scope is a union: a model is in scope if its tier is listed *or* it is named.
+        The scope is a union: a model is in scope if its tier is listed *or* it is named. A
+        ``rollback`` policy decides only rollbacks (a return to the stage's previous holder).
         """
-        return stage == self.target_stage and (risk_tier in self.risk_tiers or model_name in self.models)
+        return (kind == self.kind and stage == self.target_stage
+                and (risk_tier in self.risk_tiers or model_name in self.models))
 
     def to_data(self) -> dict[str, Any]:
         """The canonical document: every key present, defaults filled in, sets sorted."""
@@ -286,7 +290,7 @@ class Policy:
             "target_stage": self.target_stage,
             "applies_to": {"risk_tiers": list(self.risk_tiers), "models": list(self.models)},
             "gates": [gate.to_data() for gate in self.gates],
-        }
+        } | ({"kind": self.kind} if self.kind != "promotion" else {})
 
     def digest(self) -> str:
         """SHA-256 (hex) of the RFC 8785 canonical JSON of ``to_data()``: what the policy says, not how."""
@@ -624,7 +628,7 @@ def policy_from_data(data: Any) -> Policy:
     """Validate an already-parsed document (a dict from YAML or JSON) into a normalised ``Policy``."""
     c = _Checker()
     doc = c.mapping(data, "", required=("name", "target_stage", "applies_to", "gates"),
-                    optional=("description", "format_version"),
+                    optional=("description", "format_version", "kind"),
                     what="with keys name, target_stage, applies_to, gates")
     if doc is None:
         raise PolicyError(c.errors)
@@ -634,6 +638,10 @@ def policy_from_data(data: Any) -> Policy:
                                        "ending with a letter or digit", _SLUG_RE) if "name" in doc else None
     description = c.text(doc.get("description", ""), "description",
                          f"must be text of at most {MAX_DESCRIPTION} characters", max_len=MAX_DESCRIPTION)
+    kind = doc.get("kind", "promotion")
+    if kind not in KINDS:
+        c.error("kind", f"must be one of {', '.join(KINDS)} (a rollback policy decides returns to the stage's "
+                        "previous holder)")
     stage = None
     if "target_stage" in doc:
         stage = doc["target_stage"] if doc["target_stage"] in STAGES else None
@@ -687,4 +695,4 @@ def policy_from_data(data: Any) -> Policy:
         raise PolicyError(c.errors)
     assert name is not None and description is not None and stage is not None
     return Policy(name=name, description=description, target_stage=stage, risk_tiers=tuple(risk_tiers),
-                  models=tuple(models), gates=tuple(gates))
+                  models=tuple(models), gates=tuple(gates), kind=kind)

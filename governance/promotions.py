@@ -23,15 +23,17 @@ from governance.gates import ApprovalFacts, Decision, Evidence, ReportFacts, Ver
 from governance.models import (
     OPEN_PROMOTION_STATES,
     Approval,
+    PromotionKind,
     PromotionPolicy,
     PromotionRequest,
     PromotionState,
     Waiver,
 )
+from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
 from governance.roles import ROLES
-from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel
-from registry.services import stage_move, version_target
+from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
+from registry.services import model_target, stage_move, version_target
 
 RECEIPT_TYPE = "govaudit.promotion-decision/v1"
 MAX_WAIVER_DAYS = 180
@@ -63,7 +65,8 @@ def policy_publish(*, actor: Principal, text: str, fmt: str = "yaml") -> Promoti
             with transaction.atomic():
                 row = PromotionPolicy.objects.create(
                     name=policy.name, version=(latest.version + 1) if latest else 1, document=policy.to_data(),
-                    digest=policy.digest(), target_stage=policy.target_stage, published_by=actor.snapshot())
+                    digest=policy.digest(), target_stage=policy.target_stage, kind=policy.kind,
+                    published_by=actor.snapshot())
         except IntegrityError as exc:
             raise Conflict(f"Policy {policy.name} was published by someone else at the same moment; retry.",
                            code="concurrent_publish") from exc
@@ -73,28 +76,33 @@ def policy_publish(*, actor: Principal, text: str, fmt: str = "yaml") -> Promoti
     return row
 
 
-def policy_in_force(*, model: RegisteredModel, stage: str) -> tuple[PromotionPolicy, Policy] | None:
-    """The policy that decides promotions of ``model`` to ``stage``.
+def policy_in_force(*, model: RegisteredModel, stage: str,
+                    kind: str = PromotionKind.PROMOTION) -> tuple[PromotionPolicy, Policy] | None:
+    """The policy that decides requests of ``kind`` for ``model`` to enter ``stage``.
 
     The latest version of each policy name is in force. A policy naming the model beats one that
     matches by risk tier; two equally specific policies are a configuration error (409), never a
-    silent choice.
+    silent choice. A rollback with no rollback policy in scope is judged by the stage's promotion
+    policy: stricter, never ungated.
     """
     latest: dict[str, PromotionPolicy] = {}
-    for row in PromotionPolicy.objects.filter(target_stage=stage).order_by("name", "-version"):
+    for row in PromotionPolicy.objects.filter(target_stage=stage, kind=kind).order_by("name", "-version"):
         latest.setdefault(row.name, row)
     named, tiered = [], []
     for row in latest.values():
         policy = policy_from_data(row.document)
-        if not policy.applies_to(model_name=model.name, risk_tier=model.risk_tier, stage=stage):
+        if not policy.applies_to(model_name=model.name, risk_tier=model.risk_tier, stage=stage, kind=kind):
             continue
         (named if model.name in policy.models else tiered).append((row, policy))
     for group in (named, tiered):
         if len(group) > 1:
-            raise Conflict(f"Policies {sorted(r.name for r, _ in group)} all apply to {model.name} -> {stage}; "
-                           "a compliance officer must narrow their scopes.", code="ambiguous_policy")
+            raise Conflict(f"Policies {sorted(r.name for r, _ in group)} all apply to {model.name} -> {stage}"
+                           f"{' (rollback)' if kind == PromotionKind.ROLLBACK else ''}; a compliance officer must "
+                           "narrow their scopes.", code="ambiguous_policy")
         if group:
             return group[0]
+    if kind == PromotionKind.ROLLBACK:
+        return policy_in_force(model=model, stage=stage)
     return None
 
 
@@ -146,7 +154,9 @@ def _report_facts(version: ModelVersion) -> list[ReportFacts]:
     from monitoring.models import Report
 
     facts = []
-    for report in Report.objects.filter(version=version).order_by("created_at", "id"):
+    # select_related: _report_artifact may fall back to the version's digest; without it, one
+    # query per report on every decision.
+    for report in Report.objects.filter(version=version).select_related("version").order_by("created_at", "id"):
         facts.append(ReportFacts(
             id=report.pk, kind=report.kind, status=report.status,
             artifact_sha256=_report_artifact(report), datasets_registered=True,
@@ -188,7 +198,7 @@ def _receipt(req: PromotionRequest, now: datetime) -> str:
     used = sorted({(e["id"], e.get("digest", "")) for r in decision.get("results", []) for e in r.get("evidence", [])
                    if e.get("kind") == "report"})
     body = {
-        "type": RECEIPT_TYPE, "promotion": req.pk, "outcome": req.state,
+        "type": RECEIPT_TYPE, "promotion": req.pk, "kind": req.kind, "outcome": req.state,
         "model": req.model.name, "version": req.version.version, "artifact_sha256": req.version.artifact_sha256,
         "target_stage": req.target_stage, "reason": req.reason, "requested_by": req.requester,
         "policy": ({"name": req.policy.name, "version": req.policy.version, "digest": req.policy.digest}
@@ -232,7 +242,7 @@ def _decide(req: PromotionRequest, actor: Principal, now: datetime) -> None:
 
 
 def _payload(req: PromotionRequest) -> dict[str, Any]:
-    return {"promotion": req.pk, "model": req.model.name, "version": req.version.version,
+    return {"promotion": req.pk, "kind": req.kind, "model": req.model.name, "version": req.version.version,
             "artifact_sha256": req.version.artifact_sha256, "target_stage": req.target_stage, "state": req.state,
             "policy": req.decision.get("policy"),
             "gates": [{"gate": r["gate"], "status": r["status"], "waived": r.get("waived", False)}
@@ -248,6 +258,47 @@ def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: 
     The gates are evaluated at once. A replay with the same ``idempotency_key`` returns the first
     request unchanged; a second open request for the same model and stage is a 409.
     """
+    return _open_request(actor=actor, version=version, target_stage=target_stage, reason=reason,
+                         idempotency_key=idempotency_key, kind=PromotionKind.PROMOTION)
+
+
+def previous_holder(*, model: RegisteredModel, stage: str) -> ModelVersion:
+    """The version that held ``stage`` just before the current holder (409 if there is none).
+
+    That is the version whose stint in the stage ended most recently; a version that has since
+    moved on to another stage still counts (promoting it back archives nothing it holds now,
+    since ``stage_move`` ends its current stint).
+    """
+    current = StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=True).first()
+    if current is None:
+        raise Conflict(f"No version of {model.name} holds {stage}; there is nothing to roll back.",
+                       code="nothing_to_roll_back")
+    earlier = (StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=False)
+               .exclude(version_id=current.version_id).select_related("version").order_by("-ended_at", "-id").first())
+    if earlier is None:
+        raise Conflict(f"{model.name} v{current.version.version} is the first version to hold {stage}; there is no "
+                       "earlier holder to roll back to.", code="nothing_to_roll_back")
+    return earlier.version
+
+
+def promotion_rollback(*, actor: Principal, model: RegisteredModel, stage: str, reason: str,
+                       idempotency_key: str = "") -> tuple[PromotionRequest, bool]:
+    """Ask to return ``stage`` to the version that held it before the current holder.
+
+    A rollback is a promotion like any other (the same states, approvals, receipt and audit
+    event, with ``kind: rollback``), judged by the rollback policy in force for the stage, or by
+    its promotion policy when there is none: rolling back is never a way around the gates.
+    """
+    if stage not in SINGLE_HOLDER_STAGES:
+        raise ValidationFailed(f"stage must be one of {list(SINGLE_HOLDER_STAGES)}.", code="invalid_stage")
+    actor.require("request_promotion", target=model_target(model), action="governance.promotion.requested")
+    version = previous_holder(model=model, stage=stage)
+    return _open_request(actor=actor, version=version, target_stage=stage, reason=reason,
+                         idempotency_key=idempotency_key, kind=PromotionKind.ROLLBACK)
+
+
+def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str, reason: str, idempotency_key: str,
+                  kind: str) -> tuple[PromotionRequest, bool]:
     actor.require("request_promotion", target=version_target(version), action="governance.promotion.requested")
     if target_stage not in SINGLE_HOLDER_STAGES:
         raise ValidationFailed(f"target_stage must be one of {list(SINGLE_HOLDER_STAGES)}.", code="invalid_stage")
@@ -260,7 +311,8 @@ def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: 
     if idempotency_key and user is not None:
         earlier = PromotionRequest.objects.filter(requested_by=user, idempotency_key=idempotency_key).first()
         if earlier is not None:
-            if (earlier.version_id, earlier.target_stage, earlier.reason) != (version.pk, target_stage, reason):
+            if (earlier.version_id, earlier.target_stage, earlier.reason, earlier.kind) != \
+                    (version.pk, target_stage, reason, kind):
                 raise Conflict("This Idempotency-Key was already used for a different promotion request; "
                                "use a new key for a new request.", code="idempotency_key_reused")
             return earlier, False
@@ -274,13 +326,16 @@ def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: 
             raise Conflict(f"Promotion #{open_request.pk} of {model.name} v{open_request.version.version} to "
                            f"{target_stage} is still open ({open_request.state}); cancel it or wait for its decision.",
                            code="promotion_open", details={"promotion": open_request.pk})
-        in_force = policy_in_force(model=model, stage=target_stage)
+        if kind == PromotionKind.ROLLBACK and previous_holder(model=model, stage=target_stage).pk != version.pk:
+            raise Conflict(f"The stage {target_stage} of {model.name} changed hands meanwhile; ask again.",
+                           code="stage_changed")
+        in_force = policy_in_force(model=model, stage=target_stage, kind=kind)
         now = timezone.now()
         try:
             with transaction.atomic():
                 req = PromotionRequest.objects.create(
-                    model=model, version=version, target_stage=target_stage, reason=reason, requested_by=user,
-                    requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
+                    model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
+                    requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
                     policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
                     created_at=now, updated_at=now)
         except IntegrityError as exc:
@@ -289,6 +344,7 @@ def promotion_request(*, actor: Principal, version: ModelVersion, target_stage: 
         _decide(req, actor, now)
         audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
                      payload=_payload(req) | {"reason": reason})
+        notify_promotion_decision(req, "governance.promotion.requested")
     return req, True
 
 
@@ -330,6 +386,7 @@ def _decide_as_person(*, actor: Principal, req: PromotionRequest, decision: str,
             _decide(req, actor, now)
         audit_append(actor=actor.snapshot(), action=action, target=_promotion_target(req),
                      payload=_payload(req) | {"comment": comment})
+        notify_promotion_decision(req, action)
     return req
 
 
@@ -356,6 +413,7 @@ def promotion_cancel(*, actor: Principal, request: PromotionRequest) -> Promotio
         req.save()
         audit_append(actor=actor.snapshot(), action="governance.promotion.cancelled", target=_promotion_target(req),
                      payload=_payload(req))
+        notify_promotion_decision(req, "governance.promotion.cancelled")
     return req
 
 
@@ -367,6 +425,7 @@ def promotion_reevaluate(*, actor: Principal, request: PromotionRequest) -> Prom
         _decide(req, actor, timezone.now())
         audit_append(actor=actor.snapshot(), action="governance.promotion.reevaluated", target=_promotion_target(req),
                      payload=_payload(req) | {"previous_state": before})
+        notify_promotion_decision(req, "governance.promotion.reevaluated", previous_state=before)
     return req
 
 
@@ -386,6 +445,7 @@ def promotion_expire(*, actor: Principal, older_than: timedelta) -> int:
             req.save()
             audit_append(actor=actor.snapshot(), action="governance.promotion.expired", target=_promotion_target(req),
                          payload=_payload(req))
+            notify_promotion_decision(req, "governance.promotion.expired")
             expired += 1
     return expired
 

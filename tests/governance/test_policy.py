@@ -107,7 +107,7 @@ def test_mirrored_choices_match_the_django_models() -> None:
 
 @pytest.mark.parametrize("mutate, expected", [
     (lambda d: d.update(colour="red"),
-     ["colour: unknown key; expected one of applies_to, description, format_version, gates, name, target_stage"]),
+     ["colour: unknown key; expected one of applies_to, description, format_version, gates, kind, name, target_stage"]),
     (lambda d: d.pop("name"), ["name: required"]),
     (lambda d: d.update(name="Prod High"),
      ["name: must be a slug: 1-64 lowercase letters, digits and hyphens, starting and ending with a letter or digit"]),
@@ -377,3 +377,20 @@ def test_minimal_document_gets_defaults_in_canonical_form() -> None:
         "gates": [{"type": "drift", "max_share_drifted": None, "require_no_drift": True, "p_val": None}],
     }
     assert parse_policy(dump_policy(policy)).digest() == policy.digest()
+
+
+def test_kind_defaults_to_promotion_and_rollback_policies_scope_only_rollbacks() -> None:
+    promotion = parse_policy(EXAMPLE)
+    assert promotion.kind == "promotion" and "kind" not in promotion.to_data()  # older digests stay valid
+    assert parse_policy(EXAMPLE.replace("target_stage:", "kind: promotion\ntarget_stage:")).digest() == \
+        promotion.digest()
+    rollback = parse_policy(EXAMPLE.replace("target_stage:", "kind: rollback\ntarget_stage:"))
+    assert rollback.kind == "rollback" and rollback.to_data()["kind"] == "rollback"
+    assert rollback.digest() != promotion.digest()
+    assert parse_policy(dump_policy(rollback)).digest() == rollback.digest()
+    scope = {"model_name": "credit-scoring", "risk_tier": "low", "stage": "production"}
+    assert promotion.applies_to(**scope) and not promotion.applies_to(**scope, kind="rollback")
+    assert rollback.applies_to(**scope, kind="rollback") and not rollback.applies_to(**scope)
+    doc = base() | {"kind": "undo"}
+    assert errors_of(doc) == ["kind: must be one of promotion, rollback (a rollback policy decides returns to the "
+                              "stage's previous holder)"]

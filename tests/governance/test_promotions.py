@@ -262,3 +262,83 @@ def test_no_path_moves_a_stage_without_the_gates(cast: Cast, client_for: Any) ->
     assert not [c for c in get_commands() if "stage" in c or "promot" in c]
     assert StageAssignment.objects.get(model=cast.models["alpha"], stage="production",
                                        ended_at__isnull=True).version == cast.versions["alpha1"]
+
+
+ROLLBACK_POLICY = """
+name: alpha-production-rollback
+kind: rollback
+target_stage: production
+applies_to:
+  models: [alpha-model]
+gates:
+  - type: approvals
+    count: 1
+    roles: [approver]
+"""
+
+
+def _rollback(client: APIClient, key: str = "", stage: str = "production", model: str = "alpha-model") -> Any:
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"/api/v1/models/{model}/stages/{stage}/rollback/", {"reason": "v2 misbehaves in production"},
+                       format="json", **headers)
+
+
+def _promote_v2(cast: Cast, client_for: Any) -> None:
+    _good_evidence(cast.versions["alpha2"])
+    pk = _request(client_for("ml_engineer")).json()["id"]
+    r = client_for("approver").post(f"/api/v1/promotions/{pk}/approve/", {"comment": "ok"}, format="json")
+    assert r.json()["state"] == "promoted", r.json()
+
+
+def test_rollback_is_a_gated_promotion_under_its_own_policy(policy: dict[str, Any], cast: Cast, client_for: Any,
+                                                            sequenced: Any) -> None:
+    _promote_v2(cast, client_for)
+    co = client_for("compliance_officer")
+    published = co.post("/api/v1/policies/", {"document": ROLLBACK_POLICY}, format="json")
+    assert published.status_code == 201 and published.json()["kind"] == "rollback", published.content
+    assert published.json()["document"]["kind"] == "rollback"
+    r = _rollback(client_for("ml_engineer"), key="rb-1")
+    body = r.json()
+    assert r.status_code == 201, body
+    assert body["kind"] == "rollback" and body["version"] == 1 and body["state"] == "awaiting_approval"
+    assert body["policy"]["name"] == "alpha-production-rollback"  # not the promotion policy's evidence gates
+    assert _rollback(client_for("ml_engineer"), key="rb-1").json()["id"] == body["id"]  # replay
+    assert _rollback(client_for("ml_engineer")).status_code == 409  # one open request per stage
+    ok = client_for("approver").post(f"/api/v1/promotions/{body['id']}/approve/", {"comment": "roll back"},
+                                     format="json")
+    assert ok.status_code == 200 and ok.json()["state"] == "promoted", ok.json()
+    holder = StageAssignment.objects.get(model=cast.models["alpha"], stage="production", ended_at__isnull=True)
+    assert holder.version == cast.versions["alpha1"]
+    assert StageAssignment.objects.get(version=cast.versions["alpha2"], ended_at__isnull=True).stage == "archived"
+    text, _ = open_note(ok.json()["receipt"].encode(), [k.verifier for k in trusted_keys()])
+    assert json.loads(text)["kind"] == "rollback" and json.loads(text)["version"] == 1
+    events = [e for e in sequenced() if e.target_type == "governance.promotion" and e.target_id == str(body["id"])]
+    requested = [json.loads(bytes(e.leaf))["payload"] for e in events if e.action == "governance.promotion.requested"]
+    assert len(requested) == 1 and requested[0]["kind"] == "rollback"
+
+
+def test_rollback_without_a_rollback_policy_faces_the_promotion_policy(policy: dict[str, Any], cast: Cast,
+                                                                      client_for: Any) -> None:
+    _promote_v2(cast, client_for)
+    body = _rollback(client_for("ml_engineer")).json()
+    assert body["kind"] == "rollback" and body["policy"]["name"] == "alpha-production"
+    # alpha v1 has no reports on record: the promotion policy's evidence gates hold it back
+    assert body["state"] in ("waiting_for_evidence", "blocked"), body
+    assert StageAssignment.objects.get(model=cast.models["alpha"], stage="production",
+                                       ended_at__isnull=True).version == cast.versions["alpha2"]
+
+
+def test_rollback_refusals(policy: dict[str, Any], cast: Cast, client_for: Any) -> None:
+    eng = client_for("ml_engineer")
+    bad_stage = _rollback(eng, stage="archived")
+    assert bad_stage.status_code == 400 and bad_stage.json()["error"]["code"] == "invalid_stage"
+    # staging of alpha has no earlier holder: nothing to return to
+    nothing = _rollback(eng, stage="staging")
+    assert nothing.status_code == 409 and nothing.json()["error"]["code"] == "nothing_to_roll_back", nothing.json()
+    assert _rollback(client_for("viewer")).status_code == 403
+    assert _rollback(client_for("beta_viewer")).status_code in (403, 404)
+    missing = eng.post("/api/v1/models/alpha-model/stages/production/rollback/", {}, format="json")
+    assert missing.status_code == 400 and "reason" in json.dumps(missing.json())
+    bogus = client_for("compliance_officer").post(
+        "/api/v1/policies/", {"document": ROLLBACK_POLICY.replace("kind: rollback", "kind: rollbak")}, format="json")
+    assert bogus.status_code == 400 and "kind" in json.dumps(bogus.json())
