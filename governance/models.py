@@ -180,3 +180,68 @@ class Waiver(models.Model):
     class Meta:
         ordering = ["-granted_at"]
         default_permissions = ("view",)
+
+
+class WebhookEndpoint(models.Model):
+    """A URL told about promotion decisions, with the secret its deliveries are signed with.
+
+    The secret is needed in clear to compute each HMAC, so it cannot be hashed like a token: it is
+    stored encrypted (Fernet, a key derived from SECRET_KEY; ``governance.notifications``) and
+    shown once, when created or rotated. ``team`` set: only decisions on that team's models.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.CharField(max_length=2000)
+    secret_encrypted = models.TextField(help_text="Fernet token of the signing secret; never shown.")
+    events = models.JSONField(default=list, help_text="Event types delivered, e.g. ['promotion.promoted'].")
+    active = models.BooleanField(default=True)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="webhooks",
+                             help_text="Only decisions on this team's models; empty: every model.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: the exact bytes to POST and how the attempts went.
+
+    Saved in the decision's transaction, sent after commit by a worker. ``next_attempt_at`` is
+    when a worker may try next (also a lease while an attempt is in flight); None once final.
+    """
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField()
+    event_type = models.CharField(max_length=64)
+    payload = models.BinaryField(help_text="The canonical JSON body, identical on every attempt.")
+    status = models.CharField(max_length=16, choices=WebhookDeliveryStatus.choices,
+                              default=WebhookDeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="one_delivery_per_event")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_delivery_due")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.endpoint_id} ({self.status})"
