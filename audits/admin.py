@@ -23,3 +23,7 @@ class AuditCheckpointAdmin(ReadOnlyAdmin):
     view_capability = "view_audit_log"
     list_display = ["size", "key_name", "created_at"]
     exclude = ["root_hash", "compact_range"]
+
+
+# Packs, schedules (editable by compliance officers through the services), exports and alerts.
+from audits.packs import admin as _packs_admin  # noqa: E402,F401

@@ -83,3 +83,7 @@ class AuditVerification(models.Model):
     class Meta:
         ordering = ["-started_at"]
         default_permissions = ("view",)
+
+
+# Audit packs, their schedules and exports, and alerts: defined in audits/packs/models.py.
+from audits.packs.models import Alert, AuditPack, PackExport, PackSchedule  # noqa: E402,F401

@@ -2,6 +2,7 @@
 from django.urls import path
 
 from audits import api
+from audits.packs import api as packs_api
 
 app_name = "audits"
 urlpatterns = [
@@ -13,4 +14,8 @@ urlpatterns = [
     path("audit/proofs/consistency", api.ConsistencyProofView.as_view(), name="consistency-proof"),
     path("audit/export", api.ExportView.as_view(), name="export"),
     path("audit/verify", api.VerifyView.as_view(), name="verify"),
+    path("audit-packs/", packs_api.PackListView.as_view(), name="pack-list"),
+    path("audit-packs/verify", packs_api.PackVerifyView.as_view(), name="pack-verify"),
+    path("audit-packs/<int:pk>/", packs_api.PackDetailView.as_view(), name="pack-detail"),
+    path("audit-packs/<int:pk>/download", packs_api.PackDownloadView.as_view(), name="pack-download"),
 ]
