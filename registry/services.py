@@ -175,17 +175,25 @@ def model_delete(*, actor: Principal, model: RegisteredModel) -> None:
         audit_append(actor=actor.snapshot(), action="registry.model.deleted", target=target, payload={})
 
 
-def _datasets_for(actor: Principal, ids: list[int], field: str) -> list[Dataset]:
+def _datasets_for(actor: Principal, lists: dict[str, list[int]]) -> dict[str, list[Dataset]]:
+    """The datasets each field names, all looked up in one visibility-filtered query.
+
+    The filter (django-guardian's, for team members) is the costly part of a registration, so
+    training and evaluation lineage share it rather than building it once per field.
+    """
     from registry.selectors import dataset_list
 
-    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise ValidationFailed(f"{field} must be a list of dataset ids.", code="invalid_datasets")
-    found = {d.pk: d for d in dataset_list(principal=actor).filter(pk__in=ids)}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise ValidationFailed(f"{field}: no datasets with ids {missing} that you can see; register them first "
-                               "with POST /api/v1/datasets/.", code="unknown_datasets")
-    return [found[i] for i in ids]
+    for field, ids in lists.items():
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise ValidationFailed(f"{field} must be a list of dataset ids.", code="invalid_datasets")
+    wanted = {i for ids in lists.values() for i in ids}
+    found = {d.pk: d for d in dataset_list(principal=actor).filter(pk__in=wanted)} if wanted else {}
+    for field, ids in lists.items():
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise ValidationFailed(f"{field}: no datasets with ids {missing} that you can see; register them first "
+                                   "with POST /api/v1/datasets/.", code="unknown_datasets")
+    return {field: [found[i] for i in ids] for field, ids in lists.items()}
 
 
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
@@ -205,8 +213,9 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
     parameters = _check_mapping(parameters or {}, "parameters")
     metrics = _check_mapping(metrics or {}, "metrics")
     tags = _check_mapping(tags or {}, "tags")
-    training = _datasets_for(actor, training_datasets or [], "training_datasets")
-    evaluation = _datasets_for(actor, evaluation_datasets or [], "evaluation_datasets")
+    lineage = _datasets_for(actor, {"training_datasets": training_datasets or [],
+                                    "evaluation_datasets": evaluation_datasets or []})
+    training, evaluation = lineage["training_datasets"], lineage["evaluation_datasets"]
     with transaction.atomic():
         # The model row lock serialises numbering: two registrations never get the same number.
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
@@ -223,8 +232,10 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
             metrics=metrics, pipeline_run_id=pipeline_run_id, description=description, tags=tags,
             created_by=actor.user if actor.system is None else None)
-        version.training_datasets.set(training)
-        version.evaluation_datasets.set(evaluation)
+        # add(), not set(): the version is new, so there is nothing to diff against (set() would
+        # first read the empty lineage back, one query per list).
+        version.training_datasets.add(*training)
+        version.evaluation_datasets.add(*evaluation)
         audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
                      payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,
                               "artifact_sha256": artifact_sha256, "artifact_size": artifact_size,
@@ -317,7 +328,8 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
             raise Conflict(f"{model.name} v{version.version} is already in {stage}.", code="already_in_stage")
         displaced = None
         if stage in SINGLE_HOLDER_STAGES:
-            displaced = StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=True).first()
+            displaced = (StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=True)
+                         .select_related("version").first())
         if current_of_version is not None:
             current_of_version.ended_at = now
             current_of_version.save(update_fields=["ended_at"])

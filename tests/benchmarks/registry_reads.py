@@ -44,11 +44,8 @@ import math
 import os
 import platform
 import random
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,36 +54,35 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"  # the only host this script ever sends HTTP requests to
+if __package__ in (None, ""):  # run as a script: make ``tests.benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.benchmarks._common import (  # noqa: E402 - after the path fix above
+    DB_NAME_RE,
+    HOST,
+    Server,
+    log,
+)
+from tests.benchmarks._common import bench_env as _bench_env  # noqa: E402
+from tests.benchmarks._common import cpu_snapshot as _cpu_snapshot  # noqa: E402
+from tests.benchmarks._common import create_database as _create_database  # noqa: E402
+from tests.benchmarks._common import django_setup as _django_setup  # noqa: E402
+from tests.benchmarks._common import drop_database as _drop_database  # noqa: E402
+from tests.benchmarks._common import json_safe as _json_safe  # noqa: E402
+from tests.benchmarks._common import manage as _manage  # noqa: E402
+from tests.benchmarks._common import percentile as _percentile  # noqa: E402
+from tests.benchmarks._common import raise_on_sigterm as _raise_on_sigterm  # noqa: E402
+from tests.benchmarks._common import run_step as _run  # noqa: E402
+from tests.benchmarks._common import settle_database as _settle_database  # noqa: E402
+from tests.benchmarks._common import start_gunicorn as _start_gunicorn  # noqa: E402
+from tests.benchmarks._common import stop_server as _stop_gunicorn  # noqa: E402
+
 TEAM_SLUGS = ("credit-risk", "clinical-ml")
 DATASETS_PER_TEAM = 10
-# Refuse to drop anything that does not look like a benchmark database: a typo in --database
-# must never cost someone their data.
-DB_NAME_RE = re.compile(r"^govaudit_bench[a-z0-9_]{0,40}$")
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr so that stdout stays the results table plus one JSON line."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # =================================================================================================
 # Inside Django (run as subprocesses of this script: --internal seed|probe)
 # =================================================================================================
-
-def _django_setup() -> None:
-    """The internal modes run as ``python tests/benchmarks/registry_reads.py``: put the project first."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
-    import django
-
-    django.setup()
-
 
 def _sha(text: str) -> str:
     """Deterministic digests, so a rerun seeds byte-identical data and figures stay comparable."""
@@ -228,172 +224,12 @@ def internal_probe(paths: dict[str, str], repeat: int) -> dict[str, Any]:
 # Orchestration (outside Django)
 # =================================================================================================
 
-def _venv_bin(name: str) -> str:
-    """Tools next to the interpreter that runs us (the project's venv), else the project's .venv."""
-    here = Path(sys.executable).parent / name
-    return str(here if here.exists() else ROOT / ".venv" / "bin" / name)
-
-
-def _bench_env(database_url: str, data_dir: str) -> dict[str, str]:
-    """Development settings on the benchmark database, a throw-away data dir, tasks in-process."""
-    env = dict(os.environ)
-    for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "GOVAUDIT_STORAGE_DIR", "GOVAUDIT_KEY_DIR",
-                 "SECRET_KEY", "AUDIT_SIGNING_KEY"):
-        env.pop(name, None)
-    env.update({
-        "DATABASE_URL": database_url,
-        "GOVAUDIT_DATA_DIR": data_dir,
-        "GOVAUDIT_ENV": "development",
-        "DJANGO_SETTINGS_MODULE": "governance.settings",
-        "DEBUG": "0",  # DEBUG keeps every query in memory: it would distort both speed and memory
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
-def _run(cmd: list[str], env: dict[str, str], what: str, extra_env: dict[str, str] | None = None) -> str:
-    """Run a step; on failure show its output, because a benchmark that half-ran is worthless."""
-    proc = subprocess.run(cmd, cwd=ROOT, env={**env, **(extra_env or {})}, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
-def _manage(env: dict[str, str], *args: str) -> str:
-    """The project's own commands (migrate, load_demo, create_token): the benchmark sets up nothing by hand."""
-    return _run([sys.executable, str(ROOT / "manage.py"), *args], env, f"manage.py {' '.join(args)}")
-
-
 def _internal(env: dict[str, str], mode: str, payload: dict[str, Any],
               extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run this file in a Django subprocess; its last stdout line is the JSON answer."""
     out = _run([sys.executable, str(Path(__file__).resolve()), "--internal", mode, "--payload", json.dumps(payload)],
                env, f"internal {mode}", extra_env)
     return json.loads(out.strip().splitlines()[-1])
-
-
-def _admin_connect(admin_url: str) -> Any:
-    """Autocommit: CREATE/DROP DATABASE and VACUUM refuse to run inside a transaction."""
-    import psycopg
-
-    return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
-
-
-def _drop_database(admin_url: str, name: str) -> None:
-    """Drop the benchmark database (only names matching DB_NAME_RE ever reach here)."""
-    from psycopg import sql
-
-    with _admin_connect(admin_url) as conn:
-        # FORCE: a gunicorn worker killed mid-request may leave a session behind.
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _create_database(admin_url: str, name: str) -> str:
-    """A fresh database each run, so no earlier run's rows, bloat or statistics leak into the figures.
-
-    Returns the server version for the report: figures from different PostgreSQL versions differ.
-    """
-    from psycopg import sql
-
-    _drop_database(admin_url, name)
-    with _admin_connect(admin_url) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        row = conn.execute("SHOW server_version").fetchone()
-    return str(row[0]) if row else "?"
-
-
-def _settle_database(base_url: str, name: str) -> None:
-    """Give the measurement a steady state: fresh planner statistics, no autovacuum, no checkpoint.
-
-    Right after seeding, autovacuum would analyse the new tables and the checkpointer would flush
-    the seed's dirty pages *during* the first phases, stealing CPU and I/O from whichever phase is
-    unlucky; and until that ANALYZE the planner works from empty statistics. A database in
-    service has both long behind it, so do both now, before anything is timed.
-    """
-    with _admin_connect(f"{base_url}/{name}") as conn:
-        conn.execute("VACUUM (ANALYZE)")
-        try:
-            conn.execute("CHECKPOINT")  # superuser or pg_checkpoint; without it, just less steady
-        except Exception as exc:  # noqa: BLE001 - a missing privilege must not stop the benchmark
-            log(f"CHECKPOINT skipped: {exc}")
-
-
-def _free_port() -> int:
-    """A port the kernel says is free, so two benchmarks (or a dev server) never collide on 8000."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _get(port: int, path: str, timeout: float = 5.0) -> int:
-    """One request on a fresh connection: the readiness poll must not depend on the load clients."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
-@dataclass
-class Server:
-    """A gunicorn master we started, with its log file (shown if it dies)."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    def log_tail(self: Server, chars: int = 3000) -> str:
-        """The end of gunicorn's log, for error messages: why it died matters more than that it did."""
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-
-def _start_gunicorn(env: dict[str, str], workers: int, data_dir: str) -> Server:
-    """Start gunicorn in its own session (so it can be stopped as a group) and wait for /healthz.
-
-    Its output goes to a file in the temporary data dir and is shown only if it dies: gunicorn's
-    per-request output would otherwise compete with the clients for the same two cores.
-    """
-    port = _free_port()
-    log_path = Path(data_dir) / "gunicorn.log"
-    with open(log_path, "wb") as log_file:
-        # Default (sync) workers, as deployed. They close the connection after every response,
-        # so each request includes a loopback TCP connect; the clients reconnect transparently.
-        proc = subprocess.Popen(
-            [_venv_bin("gunicorn"), "governance.wsgi", "-b", f"{HOST}:{port}", "-w", str(workers),
-             "--log-level", "warning", "--graceful-timeout", "10"],
-            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(proc, port, log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{server.log_tail()}")
-        try:
-            if _get(port, "/healthz", timeout=2) == 200:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    _stop_gunicorn(server)
-    raise RuntimeError(f"gunicorn did not answer /healthz within 60 s:\n{server.log_tail()}")
-
-
-def _stop_gunicorn(server: Server) -> None:
-    """SIGTERM the master we started (it stops its workers); SIGKILL its process group if it hangs."""
-    if server.proc.poll() is not None:
-        return
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.proc.pid, signal.SIGKILL)  # the group we created with start_new_session
-        server.proc.wait(timeout=10)
 
 
 # --- Load generation ---------------------------------------------------------------------------
@@ -453,46 +289,6 @@ def _client_loop(port: int, phase: Phase, token: str | None, rng: random.Random,
     finally:
         result.ended = time.perf_counter()
         conn.close()
-
-
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _cpu_snapshot(own_markers: tuple[str, ...]) -> tuple[float, float] | None:
-    """(CPU seconds the whole machine has been busy, CPU seconds of this benchmark's processes).
-
-    The machine is shared: other people's test runs and profilers eat the same two cores, and
-    that is the main reason figures drift between rounds. Their share ("foreign CPU", busy time
-    minus our client, our gunicorn and our database's backends) is reported next to each phase so a
-    reader can tell a slow endpoint from a busy neighbour. Linux /proc only; None elsewhere.
-    """
-    try:
-        values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
-    except (OSError, ValueError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = values
-    busy = (user + nice + system + irq + softirq) / _CLK_TCK
-    own = 0.0
-    me = os.getpid()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue  # exited while we looked
-        if int(entry.name) == me or any(m in cmd for m in own_markers):
-            own += (int(stat[11]) + int(stat[12])) / _CLK_TCK
-    return busy, own
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile: always an observed latency, no interpolation artefacts."""
-    if not sorted_values:
-        return math.nan
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 @dataclass
@@ -619,22 +415,6 @@ def _print_table(results: list[PhaseResult]) -> None:
         print(f"{r.name:<22}{num(r.queries_per_request, 'd'):>8}{num(r.inprocess_ms, '.2f'):>8}"
               f"{num(r.db_ms, '.2f'):>8}{num(r.slowest_query_ms, '.2f'):>9}  {(r.slowest_query or '-')[:60]}")
     sys.stdout.flush()
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN (a phase without a single answer) becomes null, so the last line is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Turn SIGTERM into an exception so the finally block still stops gunicorn and drops the DB."""
-    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
