@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -79,7 +80,8 @@ ALLOWED_HOSTS = [h.strip() for h in (_hosts or "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in (_env("CSRF_TRUSTED_ORIGINS") or "").split(",") if o.strip()]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "governance.portal",  # the compliance portal; before the admin, whose base template it extends
+    "governance.portal.admin_config.PortalAdminConfig",  # django.contrib.admin with the portal as its site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -91,6 +93,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_celery_beat",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "csp",
     "governance",
     "audits",
     "registry",
@@ -99,14 +105,18 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "governance.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "governance.portal.middleware.PortalSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -146,6 +156,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Auth ---------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    "governance.portal.backends.LockoutBackend",  # django-axes: refuses locked-out sign-ins first
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -175,6 +186,40 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # __Host- cookies: only over HTTPS, only for this exact host, path /.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+
+# --- Portal sign-in and pages (docs/portal.md) ---------------------------------------------------
+# django-axes: this many failed sign-ins for one name from one address lock that pair out for a
+# while (the failures and the lockout are in the audit log). Addresses are REMOTE_ADDR.
+AXES_FAILURE_LIMIT = _env_int("GOVAUDIT_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_int("GOVAUDIT_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # sign-ins are recorded in the audit log
+AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
+AXES_VERBOSE = False  # no log lines of its own: the audit log has every attempt
+AXES_ENABLE_ADMIN = False  # lockouts lift after the cool-off (or manage.py axes_reset), never by an admin form
+# Members of these roles (comma-separated names) must pass a TOTP second factor; anyone who set one
+# up is asked for it too. A session ends after this long idle, and SESSION_COOKIE_AGE after sign-in.
+GOVAUDIT_OTP_REQUIRED_ROLES = [r.strip() for r in (_env("GOVAUDIT_OTP_REQUIRED_ROLES") or "").split(",") if r.strip()]
+OTP_TOTP_ISSUER = _env("GOVAUDIT_OTP_ISSUER", "govaudit")
+GOVAUDIT_SESSION_IDLE_SECONDS = _env_int("GOVAUDIT_SESSION_IDLE_SECONDS", 30 * 60)
+# Content-Security-Policy (django-csp): our own scripts, styles and images only; nothing inline
+# (charts are inline SVG with presentation attributes, which CSP does not restrict).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Internationalisation / static --------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -219,6 +264,11 @@ SPECTACULAR_SETTINGS = {
     # Served from our own static files: the machine has no CDN to load Swagger UI from.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Several models have a "kind" field with different choices; name each enum after its meaning.
+    "ENUM_NAME_OVERRIDES": {
+        "PromotionKindEnum": "governance.models.PromotionKind",
+        "ReportKindEnum": "monitoring.models.ReportKind",
+    },
 }
 # Request bodies larger than this answer 413 before any parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = _env_int("GOVAUDIT_MAX_JSON_BYTES", 1024 * 1024)
@@ -243,6 +293,7 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {"task": "audits.checkpoint_if_due", "schedule": 10.0},
     "report-reaper": {"task": "monitoring.reap_stuck_reports", "schedule": 300.0},
     "promotion-expiry": {"task": "governance.expire_promotions", "schedule": 3600.0},
+    "webhook-retries": {"task": "governance.deliver_due_webhooks", "schedule": 60.0},
 }
 # A task whose worker died is handed to another worker after this long (longer than any report).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 2 * 3600)}
@@ -254,6 +305,54 @@ AUDIT_SIGNING_KEY = _env("AUDIT_SIGNING_KEY")  # "PRIVATE+KEY+name+id+base64"; e
 AUDIT_CHECKPOINT_EVERY_EVENTS = _env_int("AUDIT_CHECKPOINT_EVERY_EVENTS", 1000)
 AUDIT_CHECKPOINT_EVERY_SECONDS = _env_int("AUDIT_CHECKPOINT_EVERY_SECONDS", 300)
 
+# --- Audit packs (docs/audit-packs.md) ----------------------------------------------------------
+# Generated packs are kept here; scheduled exports to a local folder may write only under the
+# export root (S3 destinations take credentials from the usual AWS_* variables, never the DB).
+GOVAUDIT_PACK_DIR = Path(_env("GOVAUDIT_PACK_DIR", str(DATA_DIR / "packs"))).resolve()
+GOVAUDIT_PACK_EXPORT_ROOT = Path(_env("GOVAUDIT_PACK_EXPORT_ROOT", str(DATA_DIR / "exports"))).resolve()
+# The organisation's X.509 certificate (PEM, intermediates after the leaf) and private key (PEM)
+# that sign each pack's PDF. Required in production; development generates a self-signed one
+# into GOVAUDIT_KEY_DIR/pack-signing/ on first use. Extra trusted certificates (comma-separated
+# PEM paths) keep packs signed before a certificate change verifiable.
+GOVAUDIT_PACK_SIGNING_CERT = _env("GOVAUDIT_PACK_SIGNING_CERT")
+GOVAUDIT_PACK_SIGNING_KEY = _env("GOVAUDIT_PACK_SIGNING_KEY")
+GOVAUDIT_PACK_SIGNING_KEY_PASSWORD = _env("GOVAUDIT_PACK_SIGNING_KEY_PASSWORD")
+GOVAUDIT_PACK_TRUSTED_CERTS = _env("GOVAUDIT_PACK_TRUSTED_CERTS", "")
+# Default retention of scheduled exports (six years; HIPAA schedules may not go below it).
+GOVAUDIT_PACK_RETENTION_DAYS = _env_int("GOVAUDIT_PACK_RETENTION_DAYS", 2192)
+# Audit events listed in the PDF; all of them are always in the pack's evidence files.
+GOVAUDIT_PACK_PDF_EVENT_ROWS = _env_int("GOVAUDIT_PACK_PDF_EVENT_ROWS", 2000)
+# Largest pack the verify endpoint accepts as an upload.
+GOVAUDIT_PACK_MAX_UPLOAD_BYTES = _env_int("GOVAUDIT_PACK_MAX_UPLOAD_BYTES", 512 * 1024**2)
+# Full verification on PostgreSQL splits a log of at least this many events over this many
+# processes (checking a leaf costs several times reading it; see docs/benchmarks/audit_log.md).
+AUDIT_VERIFY_WORKERS = _env_int("AUDIT_VERIFY_WORKERS", min(os.cpu_count() or 1, 4))
+AUDIT_VERIFY_PARALLEL_MIN_EVENTS = _env_int("AUDIT_VERIFY_PARALLEL_MIN_EVENTS", 100_000)
+
+# --- Notifications on promotion decisions (docs/notifications.md) ----------------------------------
+# Webhook POSTs: seconds per connect and per read; attempts before a delivery is marked failed;
+# the first retry's delay (doubling each time, capped at an hour, jittered). Plain http:// URLs
+# are refused in production unless allowed (payloads describe models and decisions).
+GOVAUDIT_WEBHOOK_TIMEOUT_SECONDS = _env_int("GOVAUDIT_WEBHOOK_TIMEOUT_SECONDS", 10)
+GOVAUDIT_WEBHOOK_MAX_ATTEMPTS = _env_int("GOVAUDIT_WEBHOOK_MAX_ATTEMPTS", 10)
+GOVAUDIT_WEBHOOK_RETRY_BASE_SECONDS = _env_int("GOVAUDIT_WEBHOOK_RETRY_BASE_SECONDS", 30)
+GOVAUDIT_WEBHOOK_ALLOW_HTTP = _env_bool("GOVAUDIT_WEBHOOK_ALLOW_HTTP", not PRODUCTION)
+# Webhook secrets are stored encrypted under a key derived from SECRET_KEY; after rotating it, list
+# the old key(s) here (comma-separated) so those secrets (and sessions, signed values) still read.
+SECRET_KEY_FALLBACKS = [k.strip() for k in (_env("SECRET_KEY_FALLBACKS") or "").split(",") if k.strip()]
+# E-mail to approvers: printed to the console in development, SMTP in production.
+EMAIL_BACKEND = _env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                     else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = _env("EMAIL_HOST", "localhost")
+EMAIL_PORT = _env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = _env_int("EMAIL_TIMEOUT", 30)
+DEFAULT_FROM_EMAIL = _env("GOVAUDIT_EMAIL_FROM", "govaudit@localhost")
+# Where people reach this service (e.g. https://governance.example.org): links in e-mails and payloads.
+GOVAUDIT_PUBLIC_URL = (_env("GOVAUDIT_PUBLIC_URL", "") or "").rstrip("/")
+
 # --- Logging: no secrets, no bodies -------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -261,5 +360,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": _env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    "loggers": {"django.request": {"level": "ERROR"}, "axes": {"level": "WARNING"}},
 }

@@ -1,7 +1,7 @@
 """People, team and token routes, mounted under /api/v1/."""
 from django.urls import path
 
-from governance.api import promotions, views
+from governance.api import promotions, views, webhooks
 
 app_name = "governance"
 urlpatterns = [
@@ -22,10 +22,15 @@ urlpatterns = [
          name="version-promotions"),
     path("models/<str:name>/versions/<int:number>/waivers/", promotions.VersionWaiversView.as_view(),
          name="version-waivers"),
+    path("models/<str:name>/stages/<str:stage>/rollback/", promotions.StageRollbackView.as_view(),
+         name="stage-rollback"),
     path("promotions/", promotions.PromotionListView.as_view(), name="promotion-list"),
     path("promotions/<int:pk>/", promotions.PromotionDetailView.as_view(), name="promotion-detail"),
     path("promotions/<int:pk>/approve/", promotions.PromotionApproveView.as_view(), name="promotion-approve"),
     path("promotions/<int:pk>/reject/", promotions.PromotionRejectView.as_view(), name="promotion-reject"),
     path("promotions/<int:pk>/cancel/", promotions.PromotionCancelView.as_view(), name="promotion-cancel"),
     path("waivers/<int:pk>/revoke/", promotions.WaiverRevokeView.as_view(), name="waiver-revoke"),
+    path("webhooks/", webhooks.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<int:pk>/", webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<int:pk>/deliveries/", webhooks.WebhookDeliveriesView.as_view(), name="webhook-deliveries"),
 ]

@@ -9,9 +9,12 @@ import pytest
 from django.db import transaction
 
 from audits.models import AuditEvent, AuditPending
+from audits.packs import schedules as pack_schedules
+from audits.packs import services as packs
 from governance import services as gov
 from governance.access import Principal
-from governance import promotions
+from governance.portal import services as portal
+from governance import notifications, promotions
 from monitoring import services as mon
 from registry import services as reg
 from tests.factories import CAST_POLICY, SYSTEM, Cast, digest
@@ -80,6 +83,76 @@ def _open_promotion(cast: Cast) -> Any:
     return promotions.promotion_request(actor=SYSTEM, version=cast.versions["beta1"], target_stage="staging",
                                         reason="needs approval")[0]
 
+
+def _webhook(cast: Cast) -> Any:
+    """A webhook endpoint; its setup event precedes the one under test."""
+    from governance.models import WebhookEndpoint
+
+    return WebhookEndpoint.objects.first() or notifications.webhook_create(
+        actor=SYSTEM, name="recorded", url="https://hooks.example.org/in", events=["promotion.promoted"])[0]
+
+
+def _queued_pack(cast: Cast) -> Any:
+    """A SOC 2 pack of the last day, queued (not enqueued); its request event precedes the one under test."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audits.packs.models import AuditPack
+
+    return AuditPack.objects.filter(status="queued").first() or packs.pack_request(
+        actor=SYSTEM, framework="soc2", period_start=timezone.now() - timedelta(days=1), enqueue=False)
+
+
+def _built_pack(cast: Cast) -> Any:
+    """A succeeded pack row with a file (made directly: only the download is under test)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from audits.packs.models import AuditPack
+
+    folder = settings.GOVAUDIT_PACK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recording.zip").write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+    return AuditPack.objects.create(framework="soc2", period_start=timezone.now(), period_end=timezone.now(),
+                                    status="succeeded", file_name="recording.zip", sha256="0" * 64)
+
+
+def _pack_schedule(cast: Cast) -> Any:
+    from audits.packs.models import PackSchedule
+
+    return PackSchedule.objects.first() or pack_schedules.pack_schedule_create(
+        actor=SYSTEM, name="recording", framework="soc2", cron="0 3 * * *", destination="recording", period_days=1)
+
+
+def _otp_enrolled(cast: Cast) -> Any:
+    """The viewer with a confirmed authenticator; its enrolment event precedes the one under test."""
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = cast.users["viewer"]
+    if not TOTPDevice.objects.filter(user=user).exists():
+        key = "3132333435363738393031323334353637383930"
+        portal.otp_device_enrol(actor=Principal(user=user), key_hex=key, token=str(TOTP(bytes.fromhex(key)).token()))
+    return user
+
+
+def _otp_wrong_code(cast: Cast) -> None:
+    """A wrong code is recorded, then refused (400)."""
+    from governance.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed):
+        portal.otp_verify(actor=Principal(user=cast.users["auditor"]), token="000000", ip="127.0.0.1")
+
+
+def _password_changed(cast: Cast) -> None:
+    user = cast.users["auditor"]
+    user.set_password("old-password-for-the-test")
+    user.save(update_fields=["password"])
+    portal.password_change(actor=Principal(user=user), old_password="old-password-for-the-test",
+                           new_password="a-new-long-password-2026")
+
+
 # service -> (expected action, a call that performs it on the cast)
 CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
     "governance.user_create": ("governance.user.created",
@@ -103,6 +176,15 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
                                         lambda c: gov.login_record_success(user=c.users["viewer"], ip="127.0.0.1")),
     "governance.login_record_failure": ("security.login.failed",
                                         lambda c: gov.login_record_failure(username="mallory", ip="127.0.0.1")),
+    "governance.login_record_lockout": ("security.login.locked_out",
+                                        lambda c: portal.login_record_lockout(username="mallory", ip="127.0.0.1")),
+    "governance.password_change": ("security.password.changed", lambda c: _password_changed(c)),
+    "governance.otp_device_enrol": ("security.otp.enrolled", lambda c: _otp_enrolled(c)),
+    "governance.otp_verify": ("security.otp.failed", lambda c: _otp_wrong_code(c)),
+    "governance.otp_device_reset": ("security.otp.reset", lambda c: portal.otp_device_reset(
+        actor=SYSTEM, user=_otp_enrolled(c))),
+    "governance.verification_request": ("audits.verification.requested", lambda c: portal.verification_request(
+        actor=Principal(user=c.users["auditor"]))),
     "registry.model_create": ("registry.model.created",
                               lambda c: reg.model_create(actor=SYSTEM, name="m-new", team=c.teams["alpha"])),
     "registry.model_update": ("registry.model.updated", lambda c: reg.model_update(
@@ -129,6 +211,9 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         actor=SYSTEM, waiver=c.versions["alpha2"].waivers.first())),
     "governance.promotion_request": ("governance.promotion.requested", lambda c: promotions.promotion_request(
         actor=SYSTEM, version=c.versions["beta1"], target_stage="staging", reason="test")),
+    "governance.promotion_rollback": ("governance.promotion.requested", lambda c: (
+        reg.stage_move(actor=SYSTEM, version=c.versions["alpha2"], stage="production", reason="setup"),
+        promotions.promotion_rollback(actor=SYSTEM, model=c.models["alpha"], stage="production", reason="test"))),
     "governance.promotion_approve": ("governance.promotion.approved", lambda c: promotions.promotion_approve(
         actor=Principal(user=c.users["approver"]), request=_open_promotion(c))),
     "governance.promotion_reject": ("governance.promotion.rejected", lambda c: promotions.promotion_reject(
@@ -139,6 +224,12 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         actor=SYSTEM, request=_open_promotion(c))),
     "governance.promotion_expire": ("governance.promotion.expired", lambda c: (_open_promotion(c), promotions.promotion_expire(
         actor=SYSTEM, older_than=__import__("datetime").timedelta(seconds=-1)))),
+    "governance.webhook_create": ("governance.webhook.created", lambda c: notifications.webhook_create(
+        actor=SYSTEM, name="hook", url="https://hooks.example.org/in", events=["promotion.promoted"])),
+    "governance.webhook_update": ("governance.webhook.updated", lambda c: notifications.webhook_update(
+        actor=SYSTEM, endpoint=_webhook(c), changes={"active": False})),
+    "governance.webhook_delete": ("governance.webhook.deleted", lambda c: notifications.webhook_delete(
+        actor=SYSTEM, endpoint=_webhook(c))),
     "monitoring.dataset_ingest": ("registry.dataset.registered", lambda c: mon.dataset_ingest(
         actor=SYSTEM, team=c.teams["alpha"], name="ingested", **_csv_file("ingest"))),
     "monitoring.dataset_upload": ("registry.dataset.registered", lambda c: _upload(c)),
@@ -157,14 +248,37 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         mon.report_reap(actor=SYSTEM, older_than=__import__("datetime").timedelta(seconds=-1)))),
     "monitoring.report_compute": ("monitoring.report.finished", lambda c: mon.report_compute(
         report_id=_queued_report(c).pk)),
+    "audits.pack_request": ("audits.pack.requested", lambda c: _queued_pack(c)),
+    "audits.pack_start": ("audits.pack.started", lambda c: packs.pack_start(actor=SYSTEM, pack=_queued_pack(c))),
+    "audits.pack_finish": ("audits.pack.generated", lambda c: packs.pack_finish(
+        actor=SYSTEM, pack=packs.pack_start(actor=SYSTEM, pack=_queued_pack(c)), file_name="x.zip",
+        result=__import__("audits.packs.build", fromlist=["BuildResult"]).BuildResult(
+            sha256="0" * 64, size_bytes=1, manifest_sha256="1" * 64, pages=1, event_count=0, checkpoint_size=1,
+            checkpoint_root="2" * 64, scope=[]))),
+    "audits.pack_fail": ("audits.pack.failed", lambda c: packs.pack_fail(
+        actor=SYSTEM, pack=_queued_pack(c), code="test", message="failed for the test")),
+    "audits.pack_generate": ("audits.pack.generated", lambda c: packs.pack_generate(pack_id=_queued_pack(c).pk)),
+    "audits.pack_download": ("audits.pack.downloaded", lambda c: packs.pack_download(actor=SYSTEM,
+                                                                                    pack=_built_pack(c))),
+    "audits.alert_raise": ("audits.alert.raised", lambda c: packs.alert_raise(
+        actor=SYSTEM, kind="test.alert", title="Test", message="Something to look at.")),
+    "audits.alert_resolve": ("audits.alert.resolved", lambda c: packs.alert_resolve(actor=SYSTEM, alert=packs.alert_raise(
+        actor=SYSTEM, kind="test.alert", title="Test", message="Something to look at."), note="handled")),
+    "audits.pack_schedule_create": ("audits.pack_schedule.created", lambda c: _pack_schedule(c)),
+    "audits.pack_schedule_update": ("audits.pack_schedule.updated", lambda c: pack_schedules.pack_schedule_update(
+        actor=SYSTEM, schedule=_pack_schedule(c), changes={"cron": "0 4 * * *"})),
+    "audits.pack_schedule_delete": ("audits.pack_schedule.deleted", lambda c: pack_schedules.pack_schedule_delete(
+        actor=SYSTEM, schedule=_pack_schedule(c))),
+    "audits.pack_schedule_run": ("audits.pack_schedule.ran", lambda c: pack_schedules.pack_schedule_run(
+        schedule_id=_pack_schedule(c).pk)),
 }
 
-SERVICE_MODULES = [gov, reg, promotions, mon]
+SERVICE_MODULES = [gov, reg, promotions, notifications, mon, packs, pack_schedules, portal]
 # Services that record through the service they delegate to (the event is that service's).
 DELEGATING = {"monitoring.dataset_ingest", "monitoring.dataset_upload", "monitoring.dataset_register_file",
-              "monitoring.report_compute"}
+              "monitoring.report_compute", "audits.pack_generate", "audits.pack_schedule_run"}
 # Services whose actor is not a Principal argument (the caller is not yet known, or anonymous).
-ACTORLESS_WRITES = {"token_authenticate", "login_record_success", "login_record_failure"}
+ACTORLESS_WRITES = {"token_authenticate", "login_record_success", "login_record_failure", "login_record_lockout"}
 
 
 def _public_services() -> set[str]:
@@ -197,11 +311,15 @@ def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: 
     # services that create a helper object first (archive/delete) append two; the last is the one under test
     assert events, f"{service} appended nothing"
     assert events[-1].action == action
-    setup_events = {"registry.model_archive": 1, "registry.model_delete": 1, "governance.promotion_approve": 2,
+    setup_events = {"registry.model_archive": 1, "governance.promotion_rollback": 1, "registry.model_delete": 1, "governance.promotion_approve": 2,
                     "governance.promotion_reject": 2, "governance.promotion_cancel": 2,
                     "governance.promotion_reevaluate": 2, "governance.promotion_expire": 2,
+                    "governance.webhook_update": 1, "governance.webhook_delete": 1,
                     "monitoring.report_request": 1, "monitoring.report_start": 2, "monitoring.report_finish": 3,
                     "monitoring.report_fail": 2, "monitoring.report_reap": 3, "monitoring.report_compute": 3,
+                    "audits.pack_start": 1, "audits.pack_finish": 2, "audits.pack_fail": 1, "audits.pack_generate": 2,
+                    "audits.alert_resolve": 1, "audits.pack_schedule_update": 1, "audits.pack_schedule_delete": 1,
+                    "audits.pack_schedule_run": 4, "governance.otp_device_reset": 1,
                     }.get(service, 0)
     # a promotion that completes calls the stage service, which records its own move
     nested = sum(1 for e in events[setup_events:] if e.action == "registry.stage.moved" != action)
