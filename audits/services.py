@@ -110,20 +110,22 @@ def _sequence_batch() -> int:
     """Number up to ``_BATCH`` queued events, oldest first, in one transaction; returns how many.
 
     Callers hold the sequencer lock (PostgreSQL) or a write transaction (SQLite), so ``max(seq)``
-    cannot move under us. On PostgreSQL the queue rows are taken and removed by one
-    ``DELETE .. RETURNING`` (half the round trips of select-then-delete).
+    cannot move under us. The rows are read by the primary key's order and deleted by their ids
+    (``= ANY`` on PostgreSQL): a plan that stays an index scan however stale the table's
+    statistics. A single ``DELETE .. WHERE id IN (SELECT .. LIMIT)`` was tried and measured
+    (docs/benchmarks/audit_log.md): under 16 writers with no sequencer process, batches grew
+    slower until the queue stopped draining (a semi-join plan over the churning table is the
+    likely cause; not confirmed with EXPLAIN).
     """
     table = AuditPending._meta.db_table
     with transaction.atomic():
         with connection.cursor() as cur:
-            if connection.vendor == "postgresql":
-                cur.execute(f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT %s "
-                            "FOR UPDATE) RETURNING id, body", [_BATCH])
-                pending = sorted(cur.fetchall())
-            else:
-                cur.execute(f"SELECT id, body FROM {table} ORDER BY id LIMIT %s", [_BATCH])
-                pending = cur.fetchall()
-                if pending:
+            cur.execute(f"SELECT id, body FROM {table} ORDER BY id LIMIT %s", [_BATCH])
+            pending = cur.fetchall()
+            if pending:
+                if connection.vendor == "postgresql":
+                    cur.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [[row[0] for row in pending]])
+                else:
                     cur.execute(f"DELETE FROM {table} WHERE id <= %s", [pending[-1][0]])
             if not pending:
                 return 0
