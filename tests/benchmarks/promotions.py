@@ -910,6 +910,9 @@ def main(argv: list[str] | None = None) -> int:
             versions["postgres"] = create_database(admin_url, args.database)
             manage(setup_env, "migrate", "--noinput")
             manage(setup_env, "load_demo")
+            # The server runs with production settings, which never generate a signing key: make
+            # the development one now (in the run's own key folder) so receipts can be signed.
+            manage(setup_env, "audit_checkpoint")
             setup = internal(setup_env, "setup", {"clients": args.clients, "storage": str(Path(data_dir) / "storage")})
             token = manage(setup_env, "create_token", "--user", "pipeline", "--name", "bench", "--team", TEAM).strip()
             datasets = setup["datasets"]
