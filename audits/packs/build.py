@@ -25,6 +25,7 @@ from typing import Any
 from audits.checkpoints import checkpoint_create, iter_leaf_hashes, latest_checkpoint
 from audits.core.canonical import canonical_bytes
 from audits.core.note import NoteError, open_checkpoint
+from audits.core.merkle import verify_inclusion
 from audits.keys import signing_key, trusted_keys
 from audits.models import AuditCheckpoint, AuditEvent
 from audits.packs.catalogue import catalogue
@@ -32,7 +33,7 @@ from audits.packs.checks import EXCEPTION, NOT_APPLICABLE, SATISFIED, ControlRes
 from audits.packs.collect import EventDigest, collect_facts, resolve_scope
 from audits.packs.facts import Facts, LogFacts
 from audits.packs.pdf import PackMeta, build_pdf
-from audits.packs.proofs import ProofSet, path_root
+from audits.packs.proofs import ProofSet
 from audits.packs.signing import dsse_envelope, organisation_signer, sign_pdf
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -204,7 +205,7 @@ def _stream_events(writer: PackWriter, cp: AuditCheckpoint, proofs: ProofSet, st
                 leaf, leaf_hash = bytes(leaf), bytes(leaf_hash)
                 proof = proofs.proof(seq)
                 if hashlib.sha256(b"\x00" + leaf).digest() != leaf_hash \
-                        or path_root(leaf_hash, seq, size, proof) != root:
+                        or not verify_inclusion(leaf_hash, seq, size, proof, root):
                     ok = False
                 line = {"seq": seq, "leaf": base64.b64encode(leaf).decode("ascii"), "hash": leaf_hash.hex(),
                         "proof": [p.hex() for p in proof]}

@@ -37,23 +37,6 @@ def _ranges(index: int, size: int) -> list[tuple[int, int]]:
     return out
 
 
-def path_root(leaf_hash: bytes, index: int, size: int, proof: list[bytes]) -> bytes:
-    """The root an inclusion proof leads to (RFC 9162 section 2.1.3.2, for well-formed input)."""
-    fn, sn, r = index, size - 1, leaf_hash
-    for p in proof:
-        if fn & 1 or fn == sn:
-            r = _sha256(b"\x01" + p + r).digest()
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = _sha256(b"\x01" + r + p).digest()
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else b""
-
-
 def _boundaries(size: int) -> list[int]:
     """Starts of the perfect subtrees of the compact range of ``size``, largest first, then ``size``."""
     out = [0]
