@@ -35,9 +35,14 @@ def roles_of(user: Any) -> list[str]:
     return list(cached)
 
 
+def remember_roles(user: Any, roles: list[str]) -> None:
+    """Seed ``roles_of``'s memory with role names read elsewhere (``governance.access.access_of``)."""
+    user.__dict__["_audit_roles"] = sorted(roles)
+
+
 def forget_roles(user: Any) -> None:
     """Drop what ``roles_of`` remembered (and Django's permission caches) after a role change."""
-    for attr in ("_audit_roles", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+    for attr in ("_audit_roles", "_govaudit_access", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
         user.__dict__.pop(attr, None)
 
 

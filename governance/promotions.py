@@ -76,6 +76,23 @@ def policy_publish(*, actor: Principal, text: str, fmt: str = "yaml") -> Promoti
     return row
 
 
+_PARSED: dict[str, Policy] = {}
+
+
+def _parsed(row: PromotionPolicy) -> Policy:
+    """The policy a stored version holds, parsed once per process.
+
+    A published version never changes and its digest names its content, so the digest is a safe
+    key; every request judged by the policy would otherwise rebuild it from the document.
+    """
+    policy = _PARSED.get(row.digest)
+    if policy is None:
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        policy = _PARSED[row.digest] = policy_from_data(row.document)
+    return policy
+
+
 def policy_in_force(*, model: RegisteredModel, stage: str,
                     kind: str = PromotionKind.PROMOTION) -> tuple[PromotionPolicy, Policy] | None:
     """The policy that decides requests of ``kind`` for ``model`` to enter ``stage``.
@@ -90,7 +107,7 @@ def policy_in_force(*, model: RegisteredModel, stage: str,
         latest.setdefault(row.name, row)
     named, tiered = [], []
     for row in latest.values():
-        policy = policy_from_data(row.document)
+        policy = _parsed(row)
         if not policy.applies_to(model_name=model.name, risk_tier=model.risk_tier, stage=stage, kind=kind):
             continue
         (named if model.name in policy.models else tiered).append((row, policy))
@@ -171,16 +188,32 @@ def _report_artifact(report: Any) -> str:
     return str(inputs.get("artifact_sha256") or report.version.artifact_sha256)
 
 
-def _evidence(req: PromotionRequest, now: datetime) -> Evidence:
+def _approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]:
+    """The request's approvals with their users, read once per decision and kept on the request.
+
+    Gates, receipt and API answer all use them (``PromotionOut`` reads ``approval_rows``); a
+    request created in this very transaction has none, so nothing is read for it.
+    """
+    rows = getattr(req, "approval_rows", None)
+    if rows is None:
+        rows = [] if new else list(req.approvals.select_related("user").order_by("decided_at", "id"))
+        req.approval_rows = rows
+    return rows
+
+
+def _live_waivers(version: ModelVersion) -> list[Waiver]:
+    return list(Waiver.objects.filter(version=version, revoked_at__isnull=True))
+
+
+def _evidence(req: PromotionRequest, now: datetime, waivers: list[Waiver]) -> Evidence:
     version = req.version
     approvals = [ApprovalFacts(id=a.pk, user_id=a.user_id, roles=frozenset(a.roles), decided_at=a.decided_at,
-                               decision=a.decision) for a in req.approvals.all()]
-    waivers = [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
-                           granted_by_id=w.granted_by_id or 0)
-               for w in Waiver.objects.filter(version=version, revoked_at__isnull=True)]
+                               decision=a.decision) for a in _approval_rows(req)]
+    waiver_facts = [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
+                                granted_by_id=w.granted_by_id or 0) for w in waivers]
     return Evidence(version=VersionFacts(artifact_sha256=version.artifact_sha256, created_by_id=version.created_by_id),
                     requester_id=req.requested_by_id, now=now, reports=_report_facts(version),
-                    approvals=approvals, waivers=waivers)
+                    approvals=approvals, waivers=waiver_facts)
 
 
 def _state_for(decision: Decision) -> str:
@@ -192,9 +225,14 @@ def _state_for(decision: Decision) -> str:
     return PromotionState.WAITING_FOR_EVIDENCE if evidence_waiting else PromotionState.AWAITING_APPROVAL
 
 
-def _receipt(req: PromotionRequest, now: datetime) -> str:
-    """A signed note whose text is the canonical JSON of everything the decision rested on."""
+def _receipt(req: PromotionRequest, now: datetime, waivers: list[Waiver] | None = None) -> str:
+    """A signed note whose text is the canonical JSON of everything the decision rested on.
+
+    ``waivers``: the version's live waivers as the decision read them (read here when not given).
+    """
     decision = req.decision or {}
+    if waivers is None:
+        waivers = _live_waivers(req.version)
     used = sorted({(e["id"], e.get("digest", "")) for r in decision.get("results", []) for e in r.get("evidence", [])
                    if e.get("kind") == "report"})
     body = {
@@ -207,18 +245,22 @@ def _receipt(req: PromotionRequest, now: datetime) -> str:
         "reports": [{"id": i, "result_digest": d} for i, d in used],
         "waivers": [{"id": w.pk, "gate": w.gate, "justification": w.justification,
                      "expires_at": w.expires_at.isoformat(), "granted_by": w.granted_by_id}
-                    for w in Waiver.objects.filter(version=req.version, revoked_at__isnull=True)
+                    for w in waivers
                     if any(r.get("waived") and r.get("gate") == w.gate for r in decision.get("results", []))],
         "approvals": [{"user": a.user.get_username(), "roles": a.roles, "decision": a.decision,
                        "comment": a.comment, "decided_at": a.decided_at.isoformat()}
-                      for a in req.approvals.select_related("user")],
+                      for a in _approval_rows(req)],
         "decided_at": now.isoformat(),
     }
     return sign_note(canonical_bytes(body).decode("utf-8") + "\n", [signing_key()]).decode("utf-8")
 
 
-def _decide(req: PromotionRequest, actor: Principal, now: datetime) -> None:
-    """Evaluate the gates and move the request (and, when everything passed, the stage)."""
+def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: RegisteredModel | None = None) -> None:
+    """Evaluate the gates and move the request (and, when everything passed, the stage).
+
+    ``model``: the request's model, already locked by the caller in this transaction.
+    """
+    waivers: list[Waiver] | None = None
     if req.policy is None:
         req.state = PromotionState.BLOCKED
         req.decision = {"status": "failed", "policy": None, "evaluated_at": now.isoformat(), "results": [{
@@ -226,19 +268,20 @@ def _decide(req: PromotionRequest, actor: Principal, now: datetime) -> None:
             "reason": f"No promotion policy applies to {req.model.name} ({req.model.risk_tier} risk) going to "
                       f"{req.target_stage}; nothing enters a stage ungated. A compliance officer must publish one."}]}
     else:
-        decision = evaluate(policy_from_data(req.policy.document), _evidence(req, now))
+        waivers = _live_waivers(req.version)
+        decision = evaluate(_parsed(req.policy), _evidence(req, now, waivers))
         req.decision = decision.to_data() | {"policy": {"name": req.policy.name, "version": req.policy.version,
                                                         "digest": req.policy.digest}}
         req.state = _state_for(decision)
     if req.state == PromotionState.APPROVED:
         stage_move(actor=actor, version=req.version, stage=req.target_stage,
-                   reason=f"promotion #{req.pk}: {req.reason}")
+                   reason=f"promotion #{req.pk}: {req.reason}", locked_model=model)
         req.state = PromotionState.PROMOTED
     if req.state not in OPEN_PROMOTION_STATES:
         req.decided_at = now
-        req.receipt = _receipt(req, now)
+        req.receipt = _receipt(req, now, waivers)
     req.updated_at = now
-    req.save()
+    req.save(update_fields=["state", "decision", "receipt", "decided_at", "updated_at"])
 
 
 def _payload(req: PromotionRequest) -> dict[str, Any]:
@@ -332,16 +375,17 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         in_force = policy_in_force(model=model, stage=target_stage, kind=kind)
         now = timezone.now()
         try:
-            with transaction.atomic():
-                req = PromotionRequest.objects.create(
-                    model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
-                    requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
-                    policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
-                    created_at=now, updated_at=now)
+            # No savepoint: on a violation the whole transaction is abandoned with the 409.
+            req = PromotionRequest.objects.create(
+                model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
+                requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
+                policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
+                created_at=now, updated_at=now)
         except IntegrityError as exc:
             raise Conflict(f"Another promotion of {model.name} to {target_stage} was opened at the same moment.",
                            code="promotion_open") from exc
-        _decide(req, actor, now)
+        _approval_rows(req, new=True)
+        _decide(req, actor, now, model=model)
         audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
                      payload=_payload(req) | {"reason": reason})
         notify_promotion_decision(req, "governance.promotion.requested")

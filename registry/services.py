@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -196,6 +196,17 @@ def _datasets_for(actor: Principal, lists: dict[str, list[int]]) -> dict[str, li
     return {field: [found[i] for i in ids] for field, ids in lists.items()}
 
 
+def _remember_lineage(version: ModelVersion, **lists: list[Dataset]) -> None:
+    """Keep a new version's lineage on it, as a prefetch would, so the answer reads no datasets back."""
+    cache = version.__dict__.setdefault("_prefetched_objects_cache", {})
+    for kind, datasets in lists.items():
+        field = f"{kind}_datasets"
+        qs = getattr(version, field).all()
+        qs._result_cache = list(datasets)  # what prefetch_related stores; these are the rows just linked
+        qs._prefetch_done = True
+        cache[field] = qs
+
+
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
                      artifact_size: int | None = None, framework: str = "", code_ref: str = "",
                      parameters: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
@@ -221,12 +232,14 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
         model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
         if model.archived:
             raise Conflict(f"Model {model.name!r} is archived and takes no new versions.", code="model_archived")
-        existing = ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).first()
-        if existing is not None:
+        # The last number and any version with this digest, in one read.
+        seen = ModelVersion.objects.filter(model=model).aggregate(
+            last=Max("version"), same_digest=Max("version", filter=Q(artifact_sha256=artifact_sha256)))
+        if seen["same_digest"] is not None:
             raise Conflict(f"This artifact (sha256 {artifact_sha256[:12]}…) is already registered as "
-                           f"{model.name} version {existing.version}.", code="duplicate_artifact",
-                           details={"existing_version": existing.version})
-        number = (ModelVersion.objects.filter(model=model).aggregate(m=Max("version"))["m"] or 0) + 1
+                           f"{model.name} version {seen['same_digest']}.", code="duplicate_artifact",
+                           details={"existing_version": seen["same_digest"]})
+        number = (seen["last"] or 0) + 1
         version = ModelVersion.objects.create(
             model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
@@ -236,6 +249,7 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
         # first read the empty lineage back, one query per list).
         version.training_datasets.add(*training)
         version.evaluation_datasets.add(*evaluation)
+        _remember_lineage(version, training=training, evaluation=evaluation)
         audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
                      payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,
                               "artifact_sha256": artifact_sha256, "artifact_size": artifact_size,
@@ -311,36 +325,49 @@ def dataset_register(*, actor: Principal, team: Team, name: str, sha256: str, st
     return dataset
 
 
-def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: str = "") -> StageAssignment:
+def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: str = "",
+               locked_model: RegisteredModel | None = None) -> StageAssignment:
     """Put ``version`` in ``stage``; the stage's previous holder goes to archived.
 
     This is the only code that writes stage assignments. It is deliberately not exposed by the API,
     the admin or a command: those reach it only through gated promotion services.
+    ``locked_model``: the version's model, when the caller already holds its row lock in the
+    current transaction (a promotion does); otherwise the lock is taken here.
     """
     if stage not in Stage.values:
         raise ValidationFailed(f"stage must be one of {Stage.values}.", code="invalid_stage")
-    with transaction.atomic():
-        model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    # No savepoint of its own: a failure here abandons the caller's transaction too, which is what
+    # every caller wants (a half-made decision must not commit).
+    with transaction.atomic(savepoint=False):
+        if locked_model is not None and locked_model.pk == version.model_id:
+            model = locked_model
+        else:
+            model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
         now = timezone.now()
         snapshot = actor.snapshot()
-        current_of_version = StageAssignment.objects.filter(version=version, ended_at__isnull=True).first()
+        # The version's current stint and the stage's current holder, in one read.
+        wanted = Q(version=version) | Q(stage=stage) if stage in SINGLE_HOLDER_STAGES else Q(version=version)
+        current = list(StageAssignment.objects.filter(wanted, model=model, ended_at__isnull=True)
+                       .select_related("version"))
+        current_of_version = next((a for a in current if a.version_id == version.pk), None)
         if current_of_version is not None and current_of_version.stage == stage:
             raise Conflict(f"{model.name} v{version.version} is already in {stage}.", code="already_in_stage")
         displaced = None
         if stage in SINGLE_HOLDER_STAGES:
-            displaced = (StageAssignment.objects.filter(model=model, stage=stage, ended_at__isnull=True)
-                         .select_related("version").first())
+            displaced = next((a for a in current if a.stage == stage and a.version_id != version.pk), None)
         if current_of_version is not None:
             current_of_version.ended_at = now
             current_of_version.save(update_fields=["ended_at"])
+        rows = []
         if displaced is not None:
             displaced.ended_at = now
             displaced.save(update_fields=["ended_at"])
-            StageAssignment.objects.create(model=model, version=displaced.version, stage=Stage.ARCHIVED,
-                                           started_at=now, started_by=snapshot,
-                                           reason=f"displaced from {stage} by v{version.version}")
-        assignment = StageAssignment.objects.create(model=model, version=version, stage=stage, started_at=now,
-                                                    started_by=snapshot, reason=reason)
+            rows.append(StageAssignment(model=model, version=displaced.version, stage=Stage.ARCHIVED,
+                                        started_at=now, started_by=snapshot,
+                                        reason=f"displaced from {stage} by v{version.version}"))
+        assignment = StageAssignment(model=model, version=version, stage=stage, started_at=now,
+                                     started_by=snapshot, reason=reason)
+        StageAssignment.objects.bulk_create([*rows, assignment])  # one INSERT; ids in this order
         audit_append(actor=snapshot, action="registry.stage.moved",
                      target=version_target(version),
                      payload={"model": model.name, "version": version.version, "stage": stage,

@@ -20,17 +20,8 @@ from registry import selectors as registry_selectors
 
 
 def _version(principal: Principal, name: str, number: int) -> Any:
-    """The version in the URL, as the registry selectors show it to ``principal``.
-
-    Without ``version_get``'s lineage prefetch: these views never show datasets, and the two
-    extra queries sat on every promotion request.
-    """
-    model = registry_selectors.model_get(principal=principal, name=name)
-    version = (registry_selectors.version_list(principal=principal, model=model).prefetch_related(None)
-               .filter(version=number).first())
-    if version is None:
-        raise NotFound(f"Model {model.name!r} has no version {number}.", code="version_not_found")
-    return version
+    """The version in the URL, as the registry selectors show it to ``principal``."""
+    return registry_selectors.version_by_name(principal=principal, name=name, number=number)
 
 
 class PolicyOut(serializers.ModelSerializer):
@@ -101,8 +92,12 @@ class PromotionOut(serializers.ModelSerializer):
             if obj.policy else None
 
     def get_approvals(self, obj: PromotionRequest) -> list[dict[str, Any]]:
+        # A decision just taken keeps the approvals it read (``approval_rows``); no second read.
+        rows = getattr(obj, "approval_rows", None)
+        if rows is None:
+            rows = obj.approvals.select_related("user").order_by("decided_at", "id")
         return [{"user": a.user.get_username(), "roles": a.roles, "decision": a.decision, "comment": a.comment,
-                 "decided_at": a.decided_at} for a in obj.approvals.select_related("user")]
+                 "decided_at": a.decided_at} for a in rows]
 
 
 class PromotionIn(StrictSerializer):

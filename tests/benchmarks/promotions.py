@@ -50,8 +50,7 @@ How it is measured, and why:
 5. Before the servers start, an in-process probe (Django test client, one op at a time) counts
    the SQL queries of each request and splits the time: database, authentication, policy
    lookup, evidence loading, gate evaluation, stage move, audit appends, receipt signing; ops
-   alternate with ops under ``install_proposals`` (changes proposed for code this benchmark does
-   not own, patched into the probe's process only), so their saving is measured, not guessed.
+   run with the sequencer's lock held elsewhere, as when served beside ``audit_sequencer``.
 6. At the end: every op the clients counted as promoted is a promoted request in the database,
    and ``audit_verify`` checks the whole audit log. Then servers stop and databases are dropped,
    whatever happened.
@@ -80,7 +79,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests.benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -275,79 +274,14 @@ def internal_evidence(datasets: dict[str, int]) -> None:
         out.flush()
 
 
-def install_proposals() -> Callable[[], None]:
-    """Prototypes of changes proposed for code this benchmark does not own, for the probe only.
-
-    Patched into the probe's own process (never into the servers), so that the report can say
-    what each proposal saves in queries and milliseconds rather than guess:
-
-    * ``snapshot``: one actor snapshot per principal (it is taken up to three times per
-      promotion, each time reading the user's groups and then each group's role one by one);
-      the roles come in the same query (``select_related("role")``).
-    * ``sequence_once``: one after-commit audit sequencing pass per transaction, however many
-      events it appended (a promotion appends two and ran the pass twice).
-
-    Returns a function that undoes every patch, so the probe can alternate op by op between the
-    code as it is and the code with the proposals (the same moment, the same noise).
-    """
-    from django.db import connection, transaction
-
-    import audits.services as audit_services
-    import governance.access as access
-    from audits import context
-
-    def actor_for(user: Any, token: Any = None) -> dict[str, Any]:
-        if user is None or not getattr(user, "is_authenticated", False):
-            return {"type": "anonymous"}
-        roles = sorted(g.name for g in user.groups.select_related("role") if hasattr(g, "role"))
-        actor: dict[str, Any] = {"type": "user", "id": user.pk, "username": user.get_username(), "roles": roles}
-        if token is not None:
-            actor["token"] = {"id": token.pk, "name": token.name, "prefix": token.prefix}
-        return actor
-
-    original_snapshot = access.Principal.snapshot
-
-    def snapshot(self: Any) -> dict[str, Any]:
-        cached = self.__dict__.get("_bench_snapshot")
-        if cached is None:
-            cached = original_snapshot(self) if self.system is not None else actor_for(self.user, self.token)
-            object.__setattr__(self, "_bench_snapshot", cached)
-        return dict(cached)
-
-    originals: list[tuple[Any, str, Any]] = []
-
-    def patch(owner: Any, name: str, value: Any) -> None:
-        originals.append((owner, name, getattr(owner, name)))
-        setattr(owner, name, value)
-
-    patch(access.Principal, "snapshot", snapshot)
-    patch(context, "actor_for", actor_for)
-
-    class OnceTransaction:
-        atomic = staticmethod(transaction.atomic)
-
-        @staticmethod
-        def on_commit(func: Any, using: Any = None, robust: bool = False) -> None:
-            if func is audit_services.audit_sequence and any(e[1] is func for e in connection.run_on_commit):
-                return
-            transaction.on_commit(func, using=using, robust=robust)
-
-    patch(audit_services, "transaction", OnceTransaction)
-
-    def restore() -> None:
-        for owner, name, value in reversed(originals):
-            setattr(owner, name, value)
-        originals.clear()
-
-    return restore
-
-
 def internal_probe(datasets: dict[str, int], repeat: int) -> dict[str, Any]:
     """One op at a time in-process: queries per request and where each request's time goes.
 
     The functions of interest are wrapped with timers in this process only (nothing is edited),
-    so the split is the real code's. Authentication is timed through the token lookup. Ops
-    alternate between the code as it is and the code with ``install_proposals``' patches.
+    so the split is the real code's. Authentication is timed through the token lookup. A side
+    connection holds the audit sequencer's lock for the whole probe, as the deployed sequencer
+    does, so requests only queue their events (numbering them inline would be measured
+    otherwise, which no served request does).
     """
     django_setup()
     from django.db import connection
@@ -386,12 +320,16 @@ def internal_probe(datasets: dict[str, int], repeat: int) -> dict[str, Any]:
 
     token = os.environ["BENCH_TOKEN"]
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
-    variants = ("as_is", "with_proposals")
+    from audits.services import _SEQUENCER_LOCK_KEY
+
+    holder = connection.copy()  # a second connection to the same database
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", [_SEQUENCER_LOCK_KEY])
+    variants = ("as_is",)
     rows: dict[str, dict[str, dict[str, list[float]]]] = {v: {"register": {}, "promote": {}} for v in variants}
     queries: dict[str, dict[str, int]] = {v: {} for v in variants}
-    for n in range(2 * (repeat + 2)):  # each variant's first two ops warm caches and are not counted
-        variant, i = variants[n % 2], n // 2
-        restore = install_proposals() if variant == "with_proposals" else None
+    for n in range(len(variants) * (repeat + 2)):  # each variant's first two ops warm caches, not counted
+        variant, i = variants[n % len(variants)], n // len(variants)
         tag = f"probe-{variant}-{i}-{secrets.token_hex(3)}"
         body = _ours_version_body(PROBE_MODEL, tag, datasets)
         for step in ("register", "promote"):
@@ -432,8 +370,8 @@ def internal_probe(datasets: dict[str, int], repeat: int) -> dict[str, Any]:
             row.setdefault("db (cursor.execute)", []).append(sum(db))
             for label, value in spent.items():
                 row.setdefault(label, []).append(value)
-        if restore is not None:
-            restore()
+
+    holder.close()  # releases the lock: the sequencer numbers what the probe queued
 
     def median_ms(values: list[float]) -> float:
         return round(sorted(values)[len(values) // 2] * 1000, 2)
@@ -917,8 +855,7 @@ def main(argv: list[str] | None = None) -> int:
             token = manage(setup_env, "create_token", "--user", "pipeline", "--name", "bench", "--team", TEAM).strip()
             datasets = setup["datasets"]
             if args.probe_ops:
-                log(f"ours: in-process probe, {args.probe_ops} ops as is alternating with {args.probe_ops} with "
-                    "the proposals")
+                log(f"ours: in-process probe, {args.probe_ops} ops")
                 probe = internal(setup_env, "probe", {"datasets": datasets, "repeat": args.probe_ops},
                                  {"BENCH_TOKEN": token})
             settle_database(base_url, args.database)
@@ -953,7 +890,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.workers} workers")
 
         clients = Clients(args.clients)
-        sessions = frozenset(s.server.proc.pid for s in live)
+        # The audit sequencer is part of our deployment: its CPU is ours, not a neighbour's.
+        sessions = frozenset(s.server.proc.pid for s in live) | frozenset([sequencer.pid] if sequencer else [])
         own = clients.pids | frozenset(p.pid for p in ([evidence.proc] if evidence else []))
         per_round = args.seconds / args.rounds
         for side in live:
