@@ -4,9 +4,6 @@ import os
 
 bind = os.environ.get("GOVAUDIT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GOVAUDIT_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = os.environ.get("GOVAUDIT_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GOVAUDIT_THREADS", "1"))
-keepalive = 5
 timeout = 120
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
