@@ -50,6 +50,24 @@ def test_bad_options_are_refused() -> None:
         call_command("audit_sequencer", "--nap-ms", "0", stderr=open(os.devnull, "w"))
 
 
+@pytest.mark.django_db
+def test_the_nap_grows_while_idle_and_snaps_back_when_events_come(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle sequencer polls 10 times a second, not 100; an event brings the short nap back."""
+    import audits.services as services
+
+    queue = [0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 5, 0]  # events found by each pass
+    naps: list[float] = []
+    monkeypatch.setattr(services, "_sequence_batch", lambda: queue.pop(0) if queue else 0)
+    monkeypatch.setattr(services.time, "sleep", naps.append)
+    services.sequencer_run(should_stop=lambda: not queue, nap=0.01, idle_nap=0.1, vacuum_every=3600)
+    assert naps == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.1, 0.1, 0.1, 0.01, 0.01, 0.02, 0.01, 0.01])
+
+
+def test_bad_idle_nap_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        call_command("audit_sequencer", "--nap-ms", "50", "--idle-nap-ms", "10", stderr=open(os.devnull, "w"))
+
+
 def _advisory_locks_held_by_others() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> "
