@@ -320,6 +320,45 @@ def webhook_delete(*, actor: Principal, endpoint: WebhookEndpoint) -> None:
         audit_append(actor=actor.snapshot(), action="governance.webhook.deleted", target=target, payload=payload)
 
 
+def webhook_redeliver(*, actor: Principal, endpoint: WebhookEndpoint, delivery_id: int) -> WebhookDelivery:
+    """Send one finished delivery again, on a fresh retry schedule (the receiver was down too long).
+
+    The same delivery, event id and bytes: a receiver that deduplicates by event id sees a
+    repeat, never a second decision. A person's choice to resend is audited; a pending delivery
+    (still being retried) is a 409, and so is an endpoint that is switched off.
+    """
+    actor.require("manage_policies", target=_webhook_target(endpoint), action="governance.webhook.redelivered")
+    _check_team_scope(actor, endpoint.team)
+    now = timezone.now()
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("team").get(pk=endpoint.pk)
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id, endpoint=endpoint).first()
+        if delivery is None:
+            raise NotFound(f"Webhook {endpoint.name!r} has no delivery {delivery_id}.", code="delivery_not_found")
+        delivery.endpoint = endpoint
+        if delivery.status == WebhookDeliveryStatus.PENDING:
+            raise Conflict(f"Delivery {delivery.pk} is still pending (attempt {delivery.attempts} of "
+                           f"{settings.GOVAUDIT_WEBHOOK_MAX_ATTEMPTS}); the worker retries it on its own.",
+                           code="delivery_pending")
+        if not endpoint.active:
+            raise Conflict(f"Webhook {endpoint.name!r} is switched off; set active to true (PATCH) before "
+                           "resending to it.", code="webhook_inactive")
+        previous = {"status": delivery.status, "attempts": delivery.attempts,
+                    "last_status_code": delivery.last_status_code, "last_error": delivery.last_error}
+        delivery.status = WebhookDeliveryStatus.PENDING
+        delivery.attempts = 0
+        delivery.last_error = ""
+        delivery.next_attempt_at = now
+        delivery.delivered_at = None
+        delivery.updated_at = now
+        delivery.save()
+        audit_append(actor=actor.snapshot(), action="governance.webhook.redelivered", target=_webhook_target(endpoint),
+                     payload={"delivery": delivery.pk, "event_id": str(delivery.event_id),
+                              "event_type": delivery.event_type, "previous": previous})
+        transaction.on_commit(partial(_enqueue_deliveries, [delivery.pk]))
+    return delivery
+
+
 # --- Webhook endpoints: selectors ----------------------------------------------------------------
 
 def webhook_list(*, principal: Principal) -> QuerySet[WebhookEndpoint]:

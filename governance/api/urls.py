@@ -33,4 +33,6 @@ urlpatterns = [
     path("webhooks/", webhooks.WebhookListView.as_view(), name="webhook-list"),
     path("webhooks/<int:pk>/", webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
     path("webhooks/<int:pk>/deliveries/", webhooks.WebhookDeliveriesView.as_view(), name="webhook-deliveries"),
+    path("webhooks/<int:pk>/deliveries/<int:delivery>/redeliver/", webhooks.DeliveryRedeliverView.as_view(),
+         name="webhook-redeliver"),
 ]

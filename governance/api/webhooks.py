@@ -177,3 +177,15 @@ class WebhookDeliveriesView(generics.ListAPIView):
         principal.require("manage_policies", action="governance.webhook.read")
         endpoint = notifications.webhook_get(principal=principal, pk=self.kwargs["pk"])
         return notifications.delivery_list(principal=principal, endpoint=endpoint)
+
+
+class DeliveryRedeliverView(APIView):
+    """Send a finished delivery again, same event id and bytes (409 while it is still pending)."""
+
+    @extend_schema(request=None, responses=DeliveryOut)
+    def post(self, request: Request, pk: int, delivery: int) -> Response:
+        principal = Principal.from_request(request)
+        principal.require("manage_policies", action="governance.webhook.redelivered")
+        endpoint = notifications.webhook_get(principal=principal, pk=pk)
+        return Response(DeliveryOut(notifications.webhook_redeliver(actor=principal, endpoint=endpoint,
+                                                                    delivery_id=delivery)).data)

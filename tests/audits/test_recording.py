@@ -92,6 +92,16 @@ def _webhook(cast: Cast) -> Any:
         actor=SYSTEM, name="recorded", url="https://hooks.example.org/in", events=["promotion.promoted"])[0]
 
 
+def _failed_delivery(cast: Cast) -> Any:
+    """A delivery the worker gave up on (a plain row: attempts record no audit event)."""
+    import uuid
+
+    from governance.models import WebhookDelivery
+
+    return WebhookDelivery.objects.create(endpoint=_webhook(cast), event_id=uuid.uuid4(), event_type="promotion.promoted",
+                                          payload=b"{}", status="failed", attempts=8, last_error="HTTP 503")
+
+
 def _queued_pack(cast: Cast) -> Any:
     """A SOC 2 pack of the last day, queued (not enqueued); its request event precedes the one under test."""
     from datetime import timedelta
@@ -230,6 +240,8 @@ CALLS: dict[str, tuple[str, Callable[[Cast], Any]]] = {
         actor=SYSTEM, endpoint=_webhook(c), changes={"active": False})),
     "governance.webhook_delete": ("governance.webhook.deleted", lambda c: notifications.webhook_delete(
         actor=SYSTEM, endpoint=_webhook(c))),
+    "governance.webhook_redeliver": ("governance.webhook.redelivered", lambda c: notifications.webhook_redeliver(
+        actor=SYSTEM, endpoint=_webhook(c), delivery_id=_failed_delivery(c).pk)),
     "monitoring.dataset_ingest": ("registry.dataset.registered", lambda c: mon.dataset_ingest(
         actor=SYSTEM, team=c.teams["alpha"], name="ingested", **_csv_file("ingest"))),
     "monitoring.dataset_upload": ("registry.dataset.registered", lambda c: _upload(c)),
@@ -314,7 +326,7 @@ def test_service_appends_exactly_one_event(service: str, cast: Cast, sequenced: 
     setup_events = {"registry.model_archive": 1, "governance.promotion_rollback": 1, "registry.model_delete": 1, "governance.promotion_approve": 2,
                     "governance.promotion_reject": 2, "governance.promotion_cancel": 2,
                     "governance.promotion_reevaluate": 2, "governance.promotion_expire": 2,
-                    "governance.webhook_update": 1, "governance.webhook_delete": 1,
+                    "governance.webhook_update": 1, "governance.webhook_delete": 1, "governance.webhook_redeliver": 1,
                     "monitoring.report_request": 1, "monitoring.report_start": 2, "monitoring.report_finish": 3,
                     "monitoring.report_fail": 2, "monitoring.report_reap": 3, "monitoring.report_compute": 3,
                     "audits.pack_start": 1, "audits.pack_finish": 2, "audits.pack_fail": 1, "audits.pack_generate": 2,

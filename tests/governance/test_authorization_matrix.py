@@ -98,6 +98,8 @@ EXPECT: dict[str, dict[str, dict[str, int]]] = {
                                   "patch": rule(400, {"compliance_officer", "administrator"}),  # nothing to change
                                   "delete": rule(204, {"compliance_officer", "administrator"})},
     "governance:webhook-deliveries": {"get": rule(200, {"compliance_officer", "administrator"})},
+    # no such delivery: past authorization, the managers get its 404
+    "governance:webhook-redeliver": {"post": rule(404, {"compliance_officer", "administrator"})},
     "monitoring:dataset-upload": {"post": rule(415,  # JSON to a multipart endpoint, past authorization
                                                {"data_scientist", "ml_engineer", "pipeline", "administrator"})},
     "monitoring:dataset-register-file": {
@@ -234,6 +236,7 @@ def _url(name: str, cast: Cast) -> str:
         "audits:pack-download": {"pk": _cast_pack(cast)},
         "governance:webhook-detail": {"pk": _cast_webhook(cast)},
         "governance:webhook-deliveries": {"pk": _cast_webhook(cast)},
+        "governance:webhook-redeliver": {"pk": _cast_webhook(cast), "delivery": 999_999},
     }
     return reverse(name, kwargs=kwargs_by_name.get(name, {}))
 

@@ -434,6 +434,50 @@ def test_failed_after_max_attempts_and_visible(cast: Cast, client_for: Any, comm
     assert detail.status_code == 200 and b"Gave up after 3 attempts" in detail.content
 
 
+def test_a_failed_delivery_can_be_sent_again_by_a_person(cast: Cast, client_for: Any, committed: Any,
+                                                         receiver: Receiver, settings: Any, sequenced: Any) -> None:
+    """The receiver was down past the retries: a webhook manager resends it, same event id and bytes."""
+    settings.GOVAUDIT_WEBHOOK_MAX_ATTEMPTS = 2
+    _policy()
+    endpoint, secret = _hook(receiver.url, events=["promotion.blocked"])
+    receiver.statuses = [503]
+    _scenario_blocked(cast, client_for, committed)
+    for _ in range(3):
+        _due_now()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+    url = f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/redeliver/"
+    assert client_for("ml_engineer").post(url).status_code == 403
+    manager = client_for("compliance_officer")
+    receiver.statuses = [200]
+    r = committed(manager.post, url)
+    assert r.status_code == 200, r.content
+    assert r.json()["id"] == delivery.pk and r.json()["endpoint"] == endpoint.name
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_error, delivery.last_status_code) == \
+        ("delivered", 1, "", 200)
+    received = receiver.events(secret)  # each one verified as a receiver would
+    assert len(received) == 3 and received[-1]["id"] == received[0]["id"]  # one event: receivers deduplicate
+    assert receiver.requests[-1].body == receiver.requests[0].body
+    event = [e for e in sequenced() if e.action == "governance.webhook.redelivered"]
+    assert len(event) == 1
+    leaf = json.loads(bytes(event[0].leaf))
+    assert leaf["actor"]["username"] == "compliance_officer" and leaf["payload"]["delivery"] == delivery.pk
+    assert leaf["payload"]["previous"]["status"] == "failed" and leaf["payload"]["previous"]["attempts"] == 2
+
+    # still being retried: the worker owns it
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="pending")
+    pending = manager.post(url)
+    assert pending.status_code == 409 and pending.json()["error"]["code"] == "delivery_pending"
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="failed")
+    notifications.webhook_update(actor=SYSTEM, endpoint=endpoint, changes={"active": False})
+    off = manager.post(url)
+    assert off.status_code == 409 and off.json()["error"]["code"] == "webhook_inactive"
+    missing = manager.post(f"/api/v1/webhooks/{endpoint.pk}/deliveries/999999/redeliver/")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "delivery_not_found"
+    assert len(receiver.requests) == 3  # none of the refusals sent anything
+
+
 def test_delivery_is_idempotent(cast: Cast, client_for: Any, committed: Any, receiver: Receiver) -> None:
     _policy()
     _hook(receiver.url, events=["promotion.blocked"])
