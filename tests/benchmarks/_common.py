@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"  # the only host these scripts ever send HTTP requests to
@@ -233,9 +233,16 @@ def stop_server(server: Server) -> None:
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+class CpuSnapshot(NamedTuple):
+    """Machine busy CPU seconds, and each of the benchmark's own processes' CPU seconds, at one instant."""
+
+    busy: float
+    own: dict[int, float]
+
+
 def cpu_snapshot(own_markers: tuple[str, ...], own_sessions: frozenset[int] = frozenset(),
-                 own_pids: frozenset[int] = frozenset()) -> tuple[float, float] | None:
-    """(CPU seconds the whole machine has been busy, CPU seconds of this benchmark's processes).
+                 own_pids: frozenset[int] = frozenset()) -> CpuSnapshot | None:
+    """The machine's busy CPU seconds and, per pid, this benchmark's processes' CPU seconds.
 
     The machine is shared: other people's test runs and profilers eat the same two cores, and
     that is the main reason figures drift between rounds. Their share ("foreign CPU", busy time
@@ -243,7 +250,8 @@ def cpu_snapshot(own_markers: tuple[str, ...], own_sessions: frozenset[int] = fr
     whose session is one of ``own_sessions`` (a server started by ``start_server`` and every
     process it forks) or whose pid is in ``own_pids``)
     is reported next to each phase so a reader can tell a slow server from a busy neighbour.
-    Linux /proc only; None elsewhere.
+    Per pid, so that ``own_cpu_between`` can take differences process by process. Linux /proc
+    only; None elsewhere.
     """
     try:
         values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
@@ -251,7 +259,7 @@ def cpu_snapshot(own_markers: tuple[str, ...], own_sessions: frozenset[int] = fr
         return None
     user, nice, system, _idle, _iowait, irq, softirq = values
     busy = (user + nice + system + irq + softirq) / _CLK_TCK
-    own = 0.0
+    own: dict[int, float] = {}
     me = os.getpid()
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -263,8 +271,20 @@ def cpu_snapshot(own_markers: tuple[str, ...], own_sessions: frozenset[int] = fr
             continue  # exited while we looked
         pid = int(entry.name)
         if pid == me or pid in own_pids or int(stat[3]) in own_sessions or any(m in cmd for m in own_markers):
-            own += (int(stat[11]) + int(stat[12])) / _CLK_TCK
-    return busy, own
+            own[pid] = (int(stat[11]) + int(stat[12])) / _CLK_TCK
+    return CpuSnapshot(busy, own)
+
+
+def own_cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> float:
+    """CPU seconds our processes used between two snapshots, process by process.
+
+    A process that started in between counts from zero. One that ended in between counts for
+    nothing: its last seconds are unknown, but its whole lifetime must not come off the total.
+    Subtracting two grand totals did exactly that whenever a database backend was replaced
+    mid-phase (Django reconnects after ``CONN_MAX_AGE``), and the lost seconds showed up as
+    "foreign" CPU (22-40 % of a core in the promotion benchmark's rounds until 2026-11-27).
+    """
+    return sum(max(0.0, cpu - before.own.get(pid, 0.0)) for pid, cpu in after.own.items())
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -97,6 +97,7 @@ from tests.benchmarks._common import (  # noqa: E402 - after the path fix above
     json_safe,
     log,
     manage,
+    own_cpu_between,
     percentile,
     raise_on_sigterm,
     run_step,
@@ -698,8 +699,8 @@ def run_round(side: Side, clients: Clients, n_clients: int, seconds: float, roun
     wall_b = max(a["wall"] for a in answers_b)
     foreign = None
     if cpu0 and cpu1 and cpu2 and cpu3:
-        busy = (cpu1[0] - cpu0[0]) + (cpu3[0] - cpu2[0])
-        mine = (cpu1[1] - cpu0[1]) + (cpu3[1] - cpu2[1])
+        busy = (cpu1.busy - cpu0.busy) + (cpu3.busy - cpu2.busy)
+        mine = own_cpu_between(cpu0, cpu1) + own_cpu_between(cpu2, cpu3)
         foreign = round(max(0.0, busy - mine) / (wall_a + wall_b) * 100, 1)
     return {"ops": ops, "lat_register": lat_a, "lat_promote": lat_b, "failed": failed, "errors": errors[:5],
             "wall_register": wall_a, "wall_promote": wall_b, "evidence_seconds": evidence_s,

@@ -66,6 +66,7 @@ from tests.benchmarks._common import (  # noqa: E402 - after the path fix above
 )
 from tests.benchmarks._common import bench_env as _bench_env  # noqa: E402
 from tests.benchmarks._common import cpu_snapshot as _cpu_snapshot  # noqa: E402
+from tests.benchmarks._common import own_cpu_between  # noqa: E402
 from tests.benchmarks._common import create_database as _create_database  # noqa: E402
 from tests.benchmarks._common import django_setup as _django_setup  # noqa: E402
 from tests.benchmarks._common import drop_database as _drop_database  # noqa: E402
@@ -348,7 +349,7 @@ def run_phase(port: int, phase: Phase, token: str | None, clients: int, seconds:
     cpu_after = _cpu_snapshot(cpu_markers)
     foreign = None
     if cpu_before and cpu_after:
-        foreign = max(0.0, (cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1]))
+        foreign = max(0.0, (cpu_after.busy - cpu_before.busy) - own_cpu_between(cpu_before, cpu_after))
     return Sample(latencies=[x for r in results for x in r.latencies], errors=sum(r.errors for r in results),
                   error_samples=[s for r in results for s in r.error_samples][:10],
                   wall=max(r.ended for r in results) - start, foreign_cpu_s=foreign)
