@@ -188,10 +188,10 @@ def _report_artifact(report: Any) -> str:
     return str(inputs.get("artifact_sha256") or report.version.artifact_sha256)
 
 
-def _approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]:
+def approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]:
     """The request's approvals with their users, read once per decision and kept on the request.
 
-    Gates, receipt and API answer all use them (``PromotionOut`` reads ``approval_rows``); a
+    Gates, receipt and API answer (``PromotionOut``) all use them, kept as ``req.approval_rows``; a
     request created in this very transaction has none, so nothing is read for it.
     """
     rows = getattr(req, "approval_rows", None)
@@ -208,7 +208,7 @@ def _live_waivers(version: ModelVersion) -> list[Waiver]:
 def _evidence(req: PromotionRequest, now: datetime, waivers: list[Waiver]) -> Evidence:
     version = req.version
     approvals = [ApprovalFacts(id=a.pk, user_id=a.user_id, roles=frozenset(a.roles), decided_at=a.decided_at,
-                               decision=a.decision) for a in _approval_rows(req)]
+                               decision=a.decision) for a in approval_rows(req)]
     waiver_facts = [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
                                 granted_by_id=w.granted_by_id or 0) for w in waivers]
     return Evidence(version=VersionFacts(artifact_sha256=version.artifact_sha256, created_by_id=version.created_by_id),
@@ -249,7 +249,7 @@ def _receipt(req: PromotionRequest, now: datetime, waivers: list[Waiver] | None 
                     if any(r.get("waived") and r.get("gate") == w.gate for r in decision.get("results", []))],
         "approvals": [{"user": a.user.get_username(), "roles": a.roles, "decision": a.decision,
                        "comment": a.comment, "decided_at": a.decided_at.isoformat()}
-                      for a in _approval_rows(req)],
+                      for a in approval_rows(req)],
         "decided_at": now.isoformat(),
     }
     return sign_note(canonical_bytes(body).decode("utf-8") + "\n", [signing_key()]).decode("utf-8")
@@ -384,7 +384,7 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         except IntegrityError as exc:
             raise Conflict(f"Another promotion of {model.name} to {target_stage} was opened at the same moment.",
                            code="promotion_open") from exc
-        _approval_rows(req, new=True)
+        approval_rows(req, new=True)
         _decide(req, actor, now, model=model)
         audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
                      payload=_payload(req) | {"reason": reason})

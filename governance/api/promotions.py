@@ -92,12 +92,9 @@ class PromotionOut(serializers.ModelSerializer):
             if obj.policy else None
 
     def get_approvals(self, obj: PromotionRequest) -> list[dict[str, Any]]:
-        # A decision just taken keeps the approvals it read (``approval_rows``); no second read.
-        rows = getattr(obj, "approval_rows", None)
-        if rows is None:
-            rows = obj.approvals.select_related("user").order_by("decided_at", "id")
+        # A decision just taken keeps the approvals it read; no second read.
         return [{"user": a.user.get_username(), "roles": a.roles, "decision": a.decision, "comment": a.comment,
-                 "decided_at": a.decided_at} for a in rows]
+                 "decided_at": a.decided_at} for a in promotions.approval_rows(obj)]
 
 
 class PromotionIn(StrictSerializer):

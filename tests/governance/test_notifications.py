@@ -405,16 +405,23 @@ def test_no_retry_on_4xx_or_redirect(code: int, cast: Cast, client_for: Any, com
     assert "Not retried" in delivery.last_error and len(receiver.requests) == 1
 
 
+def _given_up(cast: Cast, client_for: Any, committed: Any, receiver: Receiver, settings: Any, *, status: int,
+              attempts: int) -> tuple[WebhookEndpoint, str, WebhookDelivery]:
+    """A blocked decision's delivery that the worker gave up on: ``receiver`` answered ``status``
+    to each of ``attempts`` attempts (one more sweep than needed, to show nothing follows)."""
+    settings.GOVAUDIT_WEBHOOK_MAX_ATTEMPTS = attempts
+    _policy()
+    endpoint, secret = _hook(receiver.url, events=["promotion.blocked"])
+    receiver.statuses = [status]
+    _scenario_blocked(cast, client_for, committed)
+    for _ in range(attempts + 1):
+        _due_now()
+    return endpoint, secret, WebhookDelivery.objects.get()
+
+
 def test_failed_after_max_attempts_and_visible(cast: Cast, client_for: Any, committed: Any, receiver: Receiver,
                                                settings: Any) -> None:
-    settings.GOVAUDIT_WEBHOOK_MAX_ATTEMPTS = 3
-    _policy()
-    endpoint, _ = _hook(receiver.url, events=["promotion.blocked"])
-    receiver.statuses = [502]
-    _scenario_blocked(cast, client_for, committed)
-    for _ in range(4):
-        _due_now()
-    delivery = WebhookDelivery.objects.get()
+    endpoint, _, delivery = _given_up(cast, client_for, committed, receiver, settings, status=502, attempts=3)
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", 3, None)
     assert delivery.last_error == "HTTP 502: receiver says 502 Gave up after 3 attempts."
     assert len(receiver.requests) == 3
@@ -437,14 +444,7 @@ def test_failed_after_max_attempts_and_visible(cast: Cast, client_for: Any, comm
 def test_a_failed_delivery_can_be_sent_again_by_a_person(cast: Cast, client_for: Any, committed: Any,
                                                          receiver: Receiver, settings: Any, sequenced: Any) -> None:
     """The receiver was down past the retries: a webhook manager resends it, same event id and bytes."""
-    settings.GOVAUDIT_WEBHOOK_MAX_ATTEMPTS = 2
-    _policy()
-    endpoint, secret = _hook(receiver.url, events=["promotion.blocked"])
-    receiver.statuses = [503]
-    _scenario_blocked(cast, client_for, committed)
-    for _ in range(3):
-        _due_now()
-    delivery = WebhookDelivery.objects.get()
+    endpoint, secret, delivery = _given_up(cast, client_for, committed, receiver, settings, status=503, attempts=2)
     assert (delivery.status, delivery.attempts) == ("failed", 2)
     url = f"/api/v1/webhooks/{endpoint.pk}/deliveries/{delivery.pk}/redeliver/"
     assert client_for("ml_engineer").post(url).status_code == 403
