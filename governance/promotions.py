@@ -19,6 +19,7 @@ from audits.keys import signing_key
 from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, ValidationFailed
+from governance.queries import by_key
 from governance.gates import ApprovalFacts, Decision, Evidence, ReportFacts, VersionFacts, WaiverFacts, evaluate
 from governance.models import (
     OPEN_PROMOTION_STATES,
@@ -171,21 +172,23 @@ def _report_facts(version: ModelVersion) -> list[ReportFacts]:
     from monitoring.models import Report
 
     facts = []
-    # select_related: _report_artifact may fall back to the version's digest; without it, one
-    # query per report on every decision.
-    for report in Report.objects.filter(version=version).select_related("version").order_by("created_at", "id"):
+    for report in Report.objects.filter(version=version).order_by("created_at", "id"):
         facts.append(ReportFacts(
             id=report.pk, kind=report.kind, status=report.status,
-            artifact_sha256=_report_artifact(report), datasets_registered=True,
+            artifact_sha256=_report_artifact(report, version), datasets_registered=True,
             finished_at=report.finished_at, result=report.result, result_digest=report.result_digest or "",
             error_code=report.error_code, error_message=report.error_message, options=report.options or {}))
     return facts
 
 
-def _report_artifact(report: Any) -> str:
-    """The artifact digest a report was computed on, as its inputs record it."""
+def _report_artifact(report: Any, version: ModelVersion) -> str:
+    """The artifact digest a report was computed on, as its inputs record it.
+
+    ``version``: the report's own version (the caller read the reports by it), passed in rather
+    than joined to every report row.
+    """
     inputs = getattr(report, "inputs", None) or {}
-    return str(inputs.get("artifact_sha256") or report.version.artifact_sha256)
+    return str(inputs.get("artifact_sha256") or version.artifact_sha256)
 
 
 def approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]:
@@ -352,7 +355,7 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         raise ValidationFailed("Idempotency-Key must be at most 128 characters.", code="invalid_idempotency_key")
     user = actor.user if actor.system is None else None
     if idempotency_key and user is not None:
-        earlier = PromotionRequest.objects.filter(requested_by=user, idempotency_key=idempotency_key).first()
+        earlier = by_key(PromotionRequest.objects.filter(requested_by=user, idempotency_key=idempotency_key))
         if earlier is not None:
             if (earlier.version_id, earlier.target_stage, earlier.reason, earlier.kind) != \
                     (version.pk, target_stage, reason, kind):
@@ -363,8 +366,9 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
         if model.archived:
             raise Conflict(f"Model {model.name} is archived.", code="model_archived")
-        open_request = PromotionRequest.objects.filter(model=model, target_stage=target_stage,
-                                                       state__in=OPEN_PROMOTION_STATES).first()
+        # At most one: a partial unique constraint allows one open request per model and stage.
+        open_request = by_key(PromotionRequest.objects.filter(model=model, target_stage=target_stage,
+                                                              state__in=OPEN_PROMOTION_STATES))
         if open_request is not None:
             raise Conflict(f"Promotion #{open_request.pk} of {model.name} v{open_request.version.version} to "
                            f"{target_stage} is still open ({open_request.state}); cancel it or wait for its decision.",

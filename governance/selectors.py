@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 
 from governance.access import Principal
 from governance.errors import NotFound
+from governance.queries import by_key
 from governance.models import ApiToken, Team
 
 
@@ -76,7 +77,7 @@ def promotion_list(*, principal: Principal) -> QuerySet:
 
 
 def promotion_get(*, principal: Principal, pk: int) -> "Any":
-    req = promotion_list(principal=principal).filter(pk=pk).first()
+    req = by_key(promotion_list(principal=principal).filter(pk=pk))
     if req is None:
         raise NotFound(f"No promotion request {pk} that you can see.", code="promotion_not_found")
     return req

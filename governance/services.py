@@ -18,6 +18,7 @@ from audits.context import actor_for, forget_roles
 from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, NotFound, ValidationFailed
+from governance.queries import by_key
 from governance.models import ApiToken, Role, Team
 from governance.roles import ROLES
 
@@ -211,7 +212,7 @@ def token_authenticate(*, secret: str) -> ApiToken | None:
     """The active token with this secret, or None; a rejected token is a security event."""
     token = None
     if secret.startswith(TOKEN_PREFIX) and len(secret) < 200:
-        token = ApiToken.objects.select_related("user", "team").filter(token_hash=_hash_secret(secret)).first()
+        token = by_key(ApiToken.objects.select_related("user", "team").filter(token_hash=_hash_secret(secret)))
     now = timezone.now()
     if token is None or not token.is_active(now) or not token.user.is_active:
         reason = "unknown" if token is None else ("revoked" if token.revoked_at else

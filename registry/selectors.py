@@ -15,6 +15,7 @@ from django.db.models.expressions import RawSQL
 
 from governance.access import Principal, access_of
 from governance.errors import NotFound
+from governance.queries import by_key
 from registry.models import (
     Dataset,
     DatasetGroupObjectPermission,
@@ -83,7 +84,7 @@ def model_list(*, principal: Principal) -> QuerySet[RegisteredModel]:
 
 
 def model_get(*, principal: Principal, name: str) -> RegisteredModel:
-    model = model_list(principal=principal).filter(name=name).first()
+    model = by_key(model_list(principal=principal).filter(name=name))
     if model is None:
         raise NotFound(f"No model named {name!r} that you can see.", code="model_not_found")
     return model
@@ -96,7 +97,7 @@ def version_list(*, principal: Principal, model: RegisteredModel) -> QuerySet[Mo
 
 
 def version_get(*, principal: Principal, model: RegisteredModel, number: int) -> ModelVersion:
-    version = version_list(principal=principal, model=model).filter(version=number).first()
+    version = by_key(version_list(principal=principal, model=model).filter(version=number))
     if version is None:
         raise NotFound(f"Model {model.name!r} has no version {number}.", code="version_not_found")
     return version
@@ -109,7 +110,7 @@ def version_by_name(*, principal: Principal, name: str, number: int) -> ModelVer
     than show it, where every extra query sits on a pipeline's hot path.
     """
     visible = model_list(principal=principal).filter(name=name)
-    version = ModelVersion.objects.select_related("model").filter(model__in=visible, version=number).first()
+    version = by_key(ModelVersion.objects.select_related("model").filter(model__in=visible, version=number))
     if version is None:  # which of the two is missing decides the answer; the model's 404 comes first
         model = model_get(principal=principal, name=name)
         raise NotFound(f"Model {model.name!r} has no version {number}.", code="version_not_found")
@@ -121,7 +122,7 @@ def dataset_list(*, principal: Principal) -> QuerySet[Dataset]:
 
 
 def dataset_get(*, principal: Principal, pk: int) -> Dataset:
-    dataset = dataset_list(principal=principal).filter(pk=pk).first()
+    dataset = by_key(dataset_list(principal=principal).filter(pk=pk))
     if dataset is None:
         raise NotFound(f"No dataset with id {pk} that you can see.", code="dataset_not_found")
     return dataset

@@ -347,8 +347,9 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
         snapshot = actor.snapshot()
         # The version's current stint and the stage's current holder, in one read.
         wanted = Q(version=version) | Q(stage=stage) if stage in SINGLE_HOLDER_STAGES else Q(version=version)
+        # At most two rows, read whole: no ORDER BY (see governance.queries.by_key for its cost).
         current = list(StageAssignment.objects.filter(wanted, model=model, ended_at__isnull=True)
-                       .select_related("version"))
+                       .select_related("version").order_by())
         current_of_version = next((a for a in current if a.version_id == version.pk), None)
         if current_of_version is not None and current_of_version.stage == stage:
             raise Conflict(f"{model.name} v{version.version} is already in {stage}.", code="already_in_stage")
