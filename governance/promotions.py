@@ -34,7 +34,7 @@ from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
-from registry.services import model_target, stage_move, version_target
+from registry.services import lock_model, model_target, stage_move, version_target
 
 RECEIPT_TYPE = "govaudit.promotion-decision/v1"
 MAX_WAIVER_DAYS = 180
@@ -104,7 +104,10 @@ def policy_in_force(*, model: RegisteredModel, stage: str,
     policy: stricter, never ungated.
     """
     latest: dict[str, PromotionPolicy] = {}
-    for row in PromotionPolicy.objects.filter(target_stage=stage, kind=kind).order_by("name", "-version"):
+    # Without the documents: a version's parsed policy is cached by digest (``_parsed``), and a
+    # document is read (one query) only the first time a process meets that version.
+    for row in (PromotionPolicy.objects.filter(target_stage=stage, kind=kind).defer("document")
+                .order_by("name", "-version")):
         latest.setdefault(row.name, row)
     named, tiered = [], []
     for row in latest.values():
@@ -363,7 +366,7 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
                                "use a new key for a new request.", code="idempotency_key_reused")
             return earlier, False
     with transaction.atomic():
-        model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+        model = lock_model(version.model)
         if model.archived:
             raise Conflict(f"Model {model.name} is archived.", code="model_archived")
         # At most one: a partial unique constraint allows one open request per model and stage.

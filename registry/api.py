@@ -107,6 +107,31 @@ class VersionOut(serializers.ModelSerializer):
                   "description", "tags", "created_by", "created_at"]
 
 
+_WHEN = serializers.DateTimeField()  # DRF's rendering of a time, so hand-built answers match the serializers'
+
+
+def version_answer(version: ModelVersion) -> dict[str, Any]:
+    """``VersionOut(version).data``, built directly: the answer to every registration.
+
+    DRF builds a ModelSerializer's fields afresh each time it is used, and ``VersionOut`` with its
+    two nested lists took about 1 ms a call (measured), a tenth of a registration. ``VersionOut``
+    stays the schema and the reference: ``tests/registry/test_api.py`` holds the two equal.
+    """
+    def ref(dataset: Dataset) -> dict[str, Any]:
+        return {"id": dataset.pk, "name": dataset.name, "version": dataset.version, "sha256": dataset.sha256}
+
+    return {
+        "model": version.model.name, "version": version.version, "artifact_uri": version.artifact_uri,
+        "artifact_sha256": version.artifact_sha256, "artifact_size": version.artifact_size,
+        "framework": version.framework, "code_ref": version.code_ref, "parameters": version.parameters,
+        "metrics": version.metrics, "training_datasets": [ref(d) for d in version.training_datasets.all()],
+        "evaluation_datasets": [ref(d) for d in version.evaluation_datasets.all()],
+        "pipeline_run_id": version.pipeline_run_id, "description": version.description, "tags": version.tags,
+        "created_by": version.created_by.username if version.created_by_id is not None else None,
+        "created_at": _WHEN.to_representation(version.created_at),
+    }
+
+
 class VersionIn(StrictSerializer):
     artifact_uri = serializers.CharField(max_length=1024)
     artifact_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", error_messages={
@@ -289,7 +314,7 @@ class VersionListView(generics.ListAPIView):
         data = VersionIn(data=request.data)
         data.is_valid(raise_exception=True)
         version = services.version_register(actor=principal, model=model, **data.validated_data)
-        return Response(VersionOut(version).data, status=status.HTTP_201_CREATED)
+        return Response(version_answer(version), status=status.HTTP_201_CREATED)
 
 
 class VersionDetailView(APIView):
@@ -299,7 +324,7 @@ class VersionDetailView(APIView):
     def get(self, request: Request, name: str, number: int) -> Response:
         principal = _principal(request)
         model = selectors.model_get(principal=principal, name=name)
-        return Response(VersionOut(selectors.version_get(principal=principal, model=model, number=number)).data)
+        return Response(version_answer(selectors.version_get(principal=principal, model=model, number=number)))
 
     @extend_schema(request=VersionPatch, responses=VersionOut)
     def patch(self, request: Request, name: str, number: int) -> Response:
@@ -310,7 +335,7 @@ class VersionDetailView(APIView):
         data = VersionPatch(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         version = services.version_update(actor=principal, version=version, changes=dict(data.validated_data))
-        return Response(VersionOut(version).data)
+        return Response(version_answer(version))
 
 
 class StagesView(APIView):

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -30,6 +30,33 @@ from registry.models import (
 MODEL_EDITABLE = ("description", "risk_tier", "intended_use", "data_categories", "tags")
 VERSION_EDITABLE = ("description", "tags")
 MAX_JSON_KEYS = 500
+
+
+def lock_model(model: RegisteredModel) -> RegisteredModel:
+    """Take ``model``'s row lock for the current transaction; refresh what writers under it read.
+
+    Every write that must see a model's latest state (a new version's number, a promotion's
+    policy scope, a stage move) first locks the model's row. ``select_for_update().get()`` did
+    that by loading a second copy of the whole row through the ORM, on the hot path of every
+    registration and promotion. This is one plain ``SELECT .. FOR UPDATE`` of the four fields
+    those writers decide on (archived, name, risk tier, team), written back onto ``model``, which
+    is returned. The other fields are as the caller read them. SQLite has no row locks: there the
+    write transaction (``BEGIN IMMEDIATE``, governance.settings) already holds the database.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lock_model must run inside the transaction that needs the lock")
+    table = connection.ops.quote_name(RegisteredModel._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT archived, name, risk_tier, team_id FROM {table} WHERE id = %s{lock}", [model.pk])
+        row = cur.fetchone()
+    if row is None:
+        raise RegisteredModel.DoesNotExist(f"Model {model.pk} no longer exists.")
+    archived, name, risk_tier, team_id = row
+    if team_id != model.team_id:
+        RegisteredModel.team.field.delete_cached_value(model)
+    model.archived, model.name, model.risk_tier, model.team_id = bool(archived), name, risk_tier, team_id
+    return model
 
 
 def model_target(model: RegisteredModel) -> Target:
@@ -207,6 +234,20 @@ def _remember_lineage(version: ModelVersion, **lists: list[Dataset]) -> None:
         cache[field] = qs
 
 
+def _numbering(model: RegisteredModel, artifact_sha256: str) -> tuple[int | None, int | None]:
+    """The model's last version number, and the number of its version with this digest (or None).
+
+    One aggregate, written out: the ORM's ``aggregate()`` builds it through several query
+    clones on every registration.
+    """
+    table = connection.ops.quote_name(ModelVersion._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT MAX(version), MAX(CASE WHEN artifact_sha256 = %s THEN version END) FROM {table} "
+                    "WHERE model_id = %s", [artifact_sha256, model.pk])
+        last, same_digest = cur.fetchone()
+    return last, same_digest
+
+
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
                      artifact_size: int | None = None, framework: str = "", code_ref: str = "",
                      parameters: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
@@ -229,17 +270,18 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
     training, evaluation = lineage["training_datasets"], lineage["evaluation_datasets"]
     with transaction.atomic():
         # The model row lock serialises numbering: two registrations never get the same number.
-        model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        model = lock_model(model)
         if model.archived:
             raise Conflict(f"Model {model.name!r} is archived and takes no new versions.", code="model_archived")
-        # The last number and any version with this digest, in one read.
-        seen = ModelVersion.objects.filter(model=model).aggregate(
-            last=Max("version"), same_digest=Max("version", filter=Q(artifact_sha256=artifact_sha256)))
-        if seen["same_digest"] is not None:
+        # The last number and any version with this digest, in one read, after the lock (a read
+        # in the locking statement would use a snapshot older than the lock: a concurrent
+        # registration's number would be missed).
+        last, same_digest = _numbering(model, artifact_sha256)
+        if same_digest is not None:
             raise Conflict(f"This artifact (sha256 {artifact_sha256[:12]}…) is already registered as "
-                           f"{model.name} version {seen['same_digest']}.", code="duplicate_artifact",
-                           details={"existing_version": seen["same_digest"]})
-        number = (seen["last"] or 0) + 1
+                           f"{model.name} version {same_digest}.", code="duplicate_artifact",
+                           details={"existing_version": same_digest})
+        number = (last or 0) + 1
         version = ModelVersion.objects.create(
             model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
@@ -341,6 +383,8 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
     with transaction.atomic(savepoint=False):
         if locked_model is not None and locked_model.pk == version.model_id:
             model = locked_model
+        elif ModelVersion.model.is_cached(version):
+            model = lock_model(version.model)
         else:
             model = RegisteredModel.objects.select_for_update().get(pk=version.model_id)
         now = timezone.now()

@@ -402,3 +402,23 @@ def test_the_pipelines_register_and_promote_stay_within_their_query_budget(cast:
     own_register, own_promote = _own_queries(register.captured_queries), _own_queries(promote.captured_queries)
     assert len(own_register) <= 11, "\n".join(own_register)
     assert len(own_promote) <= 18, "\n".join(own_promote)
+
+
+def test_the_hand_built_promotion_answer_equals_the_serializer(policy: dict[str, Any], cast: Cast,
+                                                                client_for: Any) -> None:
+    """``promotion_answer`` (the API's answer) renders exactly what ``PromotionOut`` (the schema) does."""
+    from rest_framework.renderers import JSONRenderer
+
+    from governance.api.promotions import PromotionOut, promotion_answer
+
+    _good_evidence(cast.versions["alpha2"])
+    pk = _request(client_for("ml_engineer"), key="equal").json()["id"]
+    assert client_for("approver").post(f"/api/v1/promotions/{pk}/approve/", {"comment": "ok"},
+                                       format="json").json()["state"] == "promoted"
+    rows = list(PromotionRequest.objects.select_related("model", "version", "policy"))
+    assert {r.state for r in rows} >= {"blocked", "promoted"} and any(r.policy is None for r in rows)
+    assert any(r.approvals.exists() for r in rows)
+    for row in rows:
+        fresh = PromotionRequest.objects.select_related("model", "version", "policy").get(pk=row.pk)
+        render = JSONRenderer().render
+        assert json.loads(render(promotion_answer(row))) == json.loads(render(PromotionOut(fresh).data)), row.pk

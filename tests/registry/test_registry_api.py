@@ -260,3 +260,52 @@ def test_errors_never_leak_a_stack_trace(cast: Cast, client_for: Any, monkeypatc
 def test_unknown_api_path_is_json_404(client: Any) -> None:
     r = client.get("/api/v1/nothing-here/")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_the_hand_built_version_answer_equals_the_serializer(cast: Cast, client_for: Any) -> None:
+    """``version_answer`` (the API's answer) renders exactly what ``VersionOut`` (the schema) does."""
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    from registry.api import VersionOut, version_answer
+
+    datasets = list(Dataset.objects.filter(team=cast.teams["alpha"]).values_list("pk", flat=True))
+    made = client_for("ml_engineer").post("/api/v1/models/alpha-model/versions/", {
+        "artifact_uri": "s3://m/x.onnx", "artifact_sha256": digest("equal"), "artifact_size": 12,
+        "parameters": {"depth": 3}, "metrics": {"accuracy": 0.9}, "tags": {"k": "v"},
+        "training_datasets": datasets, "evaluation_datasets": datasets[:1]}, format="json")
+    assert made.status_code == 201, made.json()
+    rows = list(ModelVersion.objects.all())
+    assert any(v.created_by_id is None for v in rows) and any(v.created_by_id is not None for v in rows)
+    assert any(v.artifact_size is None for v in rows) and any(v.training_datasets.exists() for v in rows)
+    render = JSONRenderer().render
+    for row in rows:
+        fresh = ModelVersion.objects.get(pk=row.pk)
+        assert json.loads(render(version_answer(row))) == json.loads(render(VersionOut(fresh).data)), row.pk
+    mine = ModelVersion.objects.get(model__name="alpha-model", version=made.json()["version"])
+    assert json.loads(render(VersionOut(mine).data)) == made.json()  # what the registration answered
+
+
+def test_lock_model_refreshes_what_writers_decide_on(cast: Cast) -> None:
+    """``lock_model`` writes the row's current archived flag, name, risk tier and team back."""
+    from django.db import transaction
+
+    from registry.services import lock_model
+
+    stale = RegisteredModel.objects.select_related("team").get(name="alpha-model")
+    RegisteredModel.objects.filter(pk=stale.pk).update(archived=True, risk_tier="high", team=cast.teams["beta"])
+    with transaction.atomic():
+        fresh = lock_model(stale)
+    assert fresh is stale and fresh.archived is True and fresh.risk_tier == "high"
+    assert fresh.team_id == cast.teams["beta"].pk and fresh.team.slug == "beta"  # the cached team was dropped
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_model_outside_a_transaction_is_refused() -> None:
+    """In autocommit the lock would end with its own statement, protecting nothing."""
+    from registry.services import lock_model
+    from tests.factories import ModelFactory, TeamFactory
+
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        lock_model(ModelFactory(team=TeamFactory()))
