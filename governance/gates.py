@@ -58,7 +58,10 @@ class ReportFacts:
     """One drift/bias/validation report of the version, as stored.
 
     ``artifact_sha256`` is the digest recorded in the report's inputs (what it was computed on);
-    ``datasets_registered`` says every dataset it read is a registered dataset; ``options`` are
+    ``datasets_registered`` says every dataset it read is a registered dataset; ``inputs_intact``
+    says its recorded inputs digest still matches this version's artifact, the datasets the report
+    points at and its options (false for a report moved to another version or re-pointed at other
+    data after it was requested); ``options`` are
     the normalised request options (for bias: ``sensitive_features``), known even before the
     report has run.
     """
@@ -71,6 +74,7 @@ class ReportFacts:
     finished_at: datetime | None = None
     result: Mapping[str, Any] | None = None
     result_digest: str = ""
+    inputs_intact: bool = True
     error_code: str = ""
     error_message: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -407,6 +411,9 @@ def check_evidence_binding(spec: EvidenceBindingGate, evidence: Evidence, used: 
                             f"not this version's {artifact[:12]}...")
         if not report.datasets_registered:
             problems.append(f"report {report.id} read a dataset that is not registered")
+        if not report.inputs_intact:
+            problems.append(f"report {report.id}'s recorded inputs digest does not match this version's artifact, "
+                            "the datasets it points at and its options")
         if not _digest_matches(report):
             problems.append(f"report {report.id}'s result does not match its recorded digest")
     refs = tuple(_ref(r) for r in used)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from audits.core.canonical import canonical_bytes
@@ -172,26 +173,29 @@ def waiver_revoke(*, actor: Principal, waiver: Waiver) -> Waiver:
 # --- Evidence and decisions ----------------------------------------------------------------------
 
 def _report_facts(version: ModelVersion) -> list[ReportFacts]:
-    from monitoring.models import Report
+    """The version's reports as gate facts, each checked against the inputs digest it was requested with.
 
+    The digest is recomputed from this version's artifact, the digests of the datasets the report
+    row points at (three columns joined in, not the dataset rows) and its options.
+    """
+    from monitoring.models import Report
+    from monitoring.services import report_inputs_digest
+
+    roles = ("reference", "current", "evaluation")
     facts = []
-    for report in Report.objects.filter(version=version).order_by("created_at", "id"):
+    rows = (Report.objects.filter(version=version).order_by("created_at", "id")
+            .annotate(**{f"{role}_sha256": F(f"{role}__sha256") for role in roles}))
+    for report in rows:
+        datasets = {role: getattr(report, f"{role}_sha256") for role in roles
+                    if getattr(report, f"{role}_sha256") is not None}
+        intact = report.inputs_digest == report_inputs_digest(
+            kind=report.kind, artifact_sha256=version.artifact_sha256, datasets=datasets, options=report.options or {})
         facts.append(ReportFacts(
             id=report.pk, kind=report.kind, status=report.status,
-            artifact_sha256=_report_artifact(report, version), datasets_registered=True,
+            artifact_sha256=version.artifact_sha256, datasets_registered=True, inputs_intact=intact,
             finished_at=report.finished_at, result=report.result, result_digest=report.result_digest or "",
             error_code=report.error_code, error_message=report.error_message, options=report.options or {}))
     return facts
-
-
-def _report_artifact(report: Any, version: ModelVersion) -> str:
-    """The artifact digest a report was computed on, as its inputs record it.
-
-    ``version``: the report's own version (the caller read the reports by it), passed in rather
-    than joined to every report row.
-    """
-    inputs = getattr(report, "inputs", None) or {}
-    return str(inputs.get("artifact_sha256") or version.artifact_sha256)
 
 
 def approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]:

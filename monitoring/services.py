@@ -78,6 +78,18 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(canonical_bytes(value)).hexdigest()
 
 
+def report_inputs_digest(*, kind: str, artifact_sha256: str, datasets: Mapping[str, str],
+                         options: Mapping[str, Any]) -> str:
+    """What a report is computed on, as one digest: kind, artifact, each role's dataset digest, options.
+
+    Recorded when the report is requested; the promotion gates recompute it from the version
+    and the datasets the report row points at (``evidence_binding``), so a report moved to
+    another version or re-pointed at other data no longer counts as evidence.
+    """
+    return _digest({"kind": kind, "artifact_sha256": artifact_sha256, "datasets": dict(datasets),
+                    "options": dict(options)})
+
+
 class InputUnavailable(Exception):
     """A report's stored dataset file is gone: not the uploader's data problem, but not retryable."""
 
@@ -353,11 +365,11 @@ def report_request(*, actor: Principal, version: ModelVersion, kind: str, datase
         check_columns(kind, normalised, schemas, labels)
     except DataError as exc:
         raise _as_invalid(exc) from exc
-    inputs = {"kind": kind, "artifact_sha256": version.artifact_sha256,
-              "datasets": {role: ds.sha256 for role, ds in chosen.items()}, "options": normalised}
+    inputs_digest = report_inputs_digest(kind=kind, artifact_sha256=version.artifact_sha256,
+                                         datasets={role: ds.sha256 for role, ds in chosen.items()}, options=normalised)
     snapshot = actor.snapshot()
     with transaction.atomic():
-        report = Report.objects.create(version=version, kind=kind, options=normalised, inputs_digest=_digest(inputs),
+        report = Report.objects.create(version=version, kind=kind, options=normalised, inputs_digest=inputs_digest,
                                        requested_by=snapshot, **chosen)
         audit_append(actor=snapshot, action=EVENTS["queued"], target=report_target(report),
                      payload={"kind": kind, "model": version.model.name, "version": version.version,

@@ -280,6 +280,16 @@ def test_binding_wrong_artifact_unregistered_dataset_and_tampered_result() -> No
     assert check_evidence_binding(gate, evidence(), []).status == "waiting"
 
 
+def test_binding_fails_a_report_whose_inputs_digest_no_longer_matches() -> None:
+    gate = EvidenceBindingGate()
+    moved = replace(validation(5), inputs_intact=False)
+    result = check_evidence_binding(gate, evidence(moved), [moved])
+    assert (result.status, result.reason) == (
+        "failed", "Unbound evidence: report 5's recorded inputs digest does not match this version's artifact, the "
+                  "datasets it points at and its options. Request new reports on registered datasets for this "
+                  "version.")
+
+
 # --- approvals -----------------------------------------------------------------------------------
 
 def test_approvals_pass_with_two_distinct_eligible_people() -> None:

@@ -42,11 +42,14 @@ gates:
 def _report(version: Any, kind: str, result: dict[str, Any], *, status: str = "succeeded",
             options: dict[str, Any] | None = None) -> Any:
     from monitoring.models import Report
+    from monitoring.services import report_inputs_digest
 
+    inputs = report_inputs_digest(kind=kind, artifact_sha256=version.artifact_sha256, datasets={},
+                                  options=options or {})
     return Report.objects.create(version=version, kind=kind, status=status, options=options or {},
                                  result=result if status == "succeeded" else None,
                                  result_digest=_digest(result) if status == "succeeded" else "",
-                                 inputs_digest="0" * 64, finished_at=timezone.now() if status != "queued" else None)
+                                 inputs_digest=inputs, finished_at=timezone.now() if status != "queued" else None)
 
 
 def _digest(result: dict[str, Any]) -> str:
@@ -422,3 +425,18 @@ def test_the_hand_built_promotion_answer_equals_the_serializer(policy: dict[str,
         fresh = PromotionRequest.objects.select_related("model", "version", "policy").get(pk=row.pk)
         render = JSONRenderer().render
         assert json.loads(render(promotion_answer(row))) == json.loads(render(PromotionOut(fresh).data)), row.pk
+
+
+
+def test_a_report_moved_to_another_version_is_not_evidence_for_it(policy: dict[str, Any], cast: Cast,
+                                                                  client_for: Any) -> None:
+    """Evidence binding recomputes each report's inputs digest from the version it now belongs to."""
+    from monitoring.models import Report
+
+    other = VersionFactory(model=cast.models["alpha"])
+    _good_evidence(other)  # honest reports of another version of the same model...
+    Report.objects.filter(version=other).update(version=cast.versions["alpha2"])  # ...re-pointed in the database
+    body = _request(client_for("ml_engineer")).json()
+    assert body["state"] == "blocked", body
+    binding = next(r for r in body["decision"]["results"] if r["type"] == "evidence_binding")
+    assert binding["status"] == "failed" and "inputs digest does not match" in binding["reason"], binding
