@@ -57,7 +57,7 @@ class VersionFacts:
 class ReportFacts:
     """One drift/bias/validation report of the version, as stored.
 
-    ``artifact_sha256`` is the digest recorded in the report's inputs (what it was computed on);
+    ``artifact_sha256`` is the artifact the report was requested on (its version's digest);
     ``datasets_registered`` says every dataset it read is a registered dataset; ``inputs_intact``
     says its recorded inputs digest still matches this version's artifact, the datasets the report
     points at and its options (false for a report moved to another version or re-pointed at other

@@ -20,7 +20,6 @@ from audits.keys import signing_key
 from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, ValidationFailed
-from governance.queries import by_key
 from governance.gates import ApprovalFacts, Decision, Evidence, ReportFacts, VersionFacts, WaiverFacts, evaluate
 from governance.models import (
     OPEN_PROMOTION_STATES,
@@ -33,6 +32,7 @@ from governance.models import (
 )
 from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
+from governance.queries import by_key
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
 from registry.services import lock_model, model_target, stage_move, version_target

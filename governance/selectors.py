@@ -7,8 +7,8 @@ from django.db.models import QuerySet
 
 from governance.access import Principal
 from governance.errors import NotFound
-from governance.queries import by_key
 from governance.models import ApiToken, Team
+from governance.queries import by_key
 
 
 def team_list(*, principal: Principal) -> QuerySet[Team]:

@@ -18,8 +18,8 @@ from audits.context import actor_for, forget_roles
 from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, NotFound, ValidationFailed
-from governance.queries import by_key
 from governance.models import ApiToken, Role, Team
+from governance.queries import by_key
 from governance.roles import ROLES
 
 User = get_user_model()

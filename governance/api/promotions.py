@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from governance import promotions, selectors
 from governance.access import Principal
-from governance.api.serializers import StrictSerializer
+from governance.api.serializers import StrictSerializer, api_time
 from governance.errors import NotFound
 from governance.models import PromotionPolicy, PromotionRequest, Waiver
 from governance.policy import dump_policy, policy_from_data
@@ -97,9 +97,6 @@ class PromotionOut(serializers.ModelSerializer):
                  "decided_at": a.decided_at} for a in promotions.approval_rows(obj)]
 
 
-_WHEN = serializers.DateTimeField()  # DRF's rendering of a time, so hand-built answers match the serializers'
-
-
 def promotion_answer(req: PromotionRequest) -> dict[str, Any]:
     """``PromotionOut(req).data``, built directly: the answer to every promotion request.
 
@@ -107,9 +104,6 @@ def promotion_answer(req: PromotionRequest) -> dict[str, Any]:
     ``PromotionOut`` stays the schema and the reference: ``tests/governance/test_promotions.py``
     holds the two equal.
     """
-    def when(value: Any) -> str | None:
-        return _WHEN.to_representation(value) if value is not None else None
-
     return {
         "id": req.pk, "kind": req.kind, "model": req.model.name, "version": req.version.version,
         "artifact_sha256": req.version.artifact_sha256, "target_stage": req.target_stage, "reason": req.reason,
@@ -118,9 +112,9 @@ def promotion_answer(req: PromotionRequest) -> dict[str, Any]:
                    if req.policy else None),
         "decision": req.decision, "approvals": [
             {"user": a.user.get_username(), "roles": a.roles, "decision": a.decision, "comment": a.comment,
-             "decided_at": when(a.decided_at)} for a in promotions.approval_rows(req)],
-        "receipt": req.receipt, "created_at": when(req.created_at), "updated_at": when(req.updated_at),
-        "decided_at": when(req.decided_at),
+             "decided_at": api_time(a.decided_at)} for a in promotions.approval_rows(req)],
+        "receipt": req.receipt, "created_at": api_time(req.created_at), "updated_at": api_time(req.updated_at),
+        "decided_at": api_time(req.decided_at),
     }
 
 

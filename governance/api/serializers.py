@@ -45,3 +45,11 @@ class StrictSerializer(serializers.Serializer):
         if errors:
             raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+_TIME = serializers.DateTimeField()
+
+
+def api_time(value: Any) -> str | None:
+    """A time as every serializer renders it (DRF's ``DateTimeField``), for answers built by hand."""
+    return _TIME.to_representation(value) if value is not None else None
