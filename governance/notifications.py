@@ -57,6 +57,7 @@ from governance.models import (
     WebhookDeliveryStatus,
     WebhookEndpoint,
 )
+from governance.queries import Compiled
 from governance.roles import ROLES
 
 log = logging.getLogger("governance.notifications")
@@ -417,6 +418,11 @@ def promotion_event_data(req: PromotionRequest) -> dict[str, Any]:
     }
 
 
+# Read on every decision: compiled once per connection (governance.queries.Compiled).
+_LISTENING_ENDPOINTS = Compiled("listening_endpoints", lambda team_id: WebhookEndpoint.objects.filter(
+    Q(team__isnull=True) | Q(team_id=team_id), active=True), team_id=int)
+
+
 def notify_promotion_decision(request: PromotionRequest, event: str, *, previous_state: str | None = None) -> None:
     """Queue the notifications of one decision; call it inside the decision's transaction.
 
@@ -431,8 +437,7 @@ def notify_promotion_decision(request: PromotionRequest, event: str, *, previous
     req = request
     types = _event_types(req, event)
     now = timezone.now()
-    endpoints = list(WebhookEndpoint.objects.filter(active=True)
-                     .filter(Q(team__isnull=True) | Q(team_id=req.model.team_id)))
+    endpoints = _LISTENING_ENDPOINTS.all(team_id=req.model.team_id)
     rows: list[WebhookDelivery] = []
     data: dict[str, Any] | None = None
     for event_type in types:

@@ -32,7 +32,7 @@ from governance.models import (
 )
 from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
-from governance.queries import by_key
+from governance.queries import Compiled
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
 from registry.services import lock_model, model_target, stage_move, version_target
@@ -80,6 +80,33 @@ def policy_publish(*, actor: Principal, text: str, fmt: str = "yaml") -> Promoti
 
 _PARSED: dict[str, Policy] = {}
 
+# The reads every promotion makes, compiled once per connection (governance.queries.Compiled):
+# the same shapes on every request, so only their values change.
+_POLICY_ROWS = Compiled(
+    "policy_rows", lambda target_stage, kind: PromotionPolicy.objects.filter(target_stage=target_stage, kind=kind)
+    .defer("document").order_by("name", "-version"), target_stage=str, kind=str)
+
+
+def _reports_of(version_id: int) -> Any:
+    """A version's reports with the digests of the datasets they point at (three joined columns)."""
+    from monitoring.models import Report  # monitoring imports this module
+
+    return (Report.objects.filter(version_id=version_id).order_by("created_at", "id")
+            .annotate(**{f"{role}_sha256": F(f"{role}__sha256") for role in ("reference", "current", "evaluation")}))
+
+
+_REPORT_ROWS = Compiled("report_rows", _reports_of, version_id=int)
+_LIVE_WAIVERS = Compiled("live_waivers", lambda version_id: Waiver.objects.filter(version_id=version_id,
+                                                                                  revoked_at__isnull=True),
+                         version_id=int)
+_BY_IDEMPOTENCY_KEY = Compiled(
+    "promotion_by_idempotency_key", lambda user_id, key: PromotionRequest.objects.filter(
+        requested_by_id=user_id, idempotency_key=key).order_by()[:1], user_id=int, key=str)
+_OPEN_REQUEST = Compiled(
+    "open_promotion", lambda model_id, target_stage: PromotionRequest.objects.filter(
+        model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES).order_by()[:1],
+    model_id=int, target_stage=str)
+
 
 def _parsed(row: PromotionPolicy) -> Policy:
     """The policy a stored version holds, parsed once per process.
@@ -107,8 +134,7 @@ def policy_in_force(*, model: RegisteredModel, stage: str,
     latest: dict[str, PromotionPolicy] = {}
     # Without the documents: a version's parsed policy is cached by digest (``_parsed``), and a
     # document is read (one query) only the first time a process meets that version.
-    for row in (PromotionPolicy.objects.filter(target_stage=stage, kind=kind).defer("document")
-                .order_by("name", "-version")):
+    for row in _POLICY_ROWS.all(target_stage=stage, kind=kind):
         latest.setdefault(row.name, row)
     named, tiered = [], []
     for row in latest.values():
@@ -178,14 +204,11 @@ def _report_facts(version: ModelVersion) -> list[ReportFacts]:
     The digest is recomputed from this version's artifact, the digests of the datasets the report
     row points at (three columns joined in, not the dataset rows) and its options.
     """
-    from monitoring.models import Report
     from monitoring.services import report_inputs_digest
 
     roles = ("reference", "current", "evaluation")
     facts = []
-    rows = (Report.objects.filter(version=version).order_by("created_at", "id")
-            .annotate(**{f"{role}_sha256": F(f"{role}__sha256") for role in roles}))
-    for report in rows:
+    for report in _REPORT_ROWS.all(version_id=version.pk):
         datasets = {role: getattr(report, f"{role}_sha256") for role in roles
                     if getattr(report, f"{role}_sha256") is not None}
         intact = report.inputs_digest == report_inputs_digest(
@@ -212,7 +235,7 @@ def approval_rows(req: PromotionRequest, *, new: bool = False) -> list[Approval]
 
 
 def _live_waivers(version: ModelVersion) -> list[Waiver]:
-    return list(Waiver.objects.filter(version=version, revoked_at__isnull=True))
+    return _LIVE_WAIVERS.all(version_id=version.pk)
 
 
 def _evidence(req: PromotionRequest, now: datetime, waivers: list[Waiver]) -> Evidence:
@@ -362,7 +385,7 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         raise ValidationFailed("Idempotency-Key must be at most 128 characters.", code="invalid_idempotency_key")
     user = actor.user if actor.system is None else None
     if idempotency_key and user is not None:
-        earlier = by_key(PromotionRequest.objects.filter(requested_by=user, idempotency_key=idempotency_key))
+        earlier = _BY_IDEMPOTENCY_KEY.one(user_id=user.pk, key=idempotency_key)
         if earlier is not None:
             if (earlier.version_id, earlier.target_stage, earlier.reason, earlier.kind) != \
                     (version.pk, target_stage, reason, kind):
@@ -374,8 +397,7 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         if model.archived:
             raise Conflict(f"Model {model.name} is archived.", code="model_archived")
         # At most one: a partial unique constraint allows one open request per model and stage.
-        open_request = by_key(PromotionRequest.objects.filter(model=model, target_stage=target_stage,
-                                                              state__in=OPEN_PROMOTION_STATES))
+        open_request = _OPEN_REQUEST.one(model_id=model.pk, target_stage=target_stage)
         if open_request is not None:
             raise Conflict(f"Promotion #{open_request.pk} of {model.name} v{open_request.version.version} to "
                            f"{target_stage} is still open ({open_request.state}); cancel it or wait for its decision.",

@@ -19,7 +19,7 @@ from audits.services import Target, audit_append
 from governance.access import Principal
 from governance.errors import Conflict, NotFound, ValidationFailed
 from governance.models import ApiToken, Role, Team
-from governance.queries import by_key
+from governance.queries import Compiled
 from governance.roles import ROLES
 
 User = get_user_model()
@@ -208,11 +208,16 @@ def token_revoke(*, actor: Principal, token: ApiToken) -> None:
                      payload={"owner": token.user.get_username(), "prefix": token.prefix})
 
 
+# Every API request runs this read: compiled once per connection (governance.queries.Compiled).
+_TOKEN_BY_HASH = Compiled("token_by_hash", lambda token_hash: ApiToken.objects.select_related("user", "team")
+                          .filter(token_hash=token_hash).order_by()[:1], token_hash=str)
+
+
 def token_authenticate(*, secret: str) -> ApiToken | None:
     """The active token with this secret, or None; a rejected token is a security event."""
     token = None
     if secret.startswith(TOKEN_PREFIX) and len(secret) < 200:
-        token = by_key(ApiToken.objects.select_related("user", "team").filter(token_hash=_hash_secret(secret)))
+        token = _TOKEN_BY_HASH.one(token_hash=_hash_secret(secret))
     now = timezone.now()
     if token is None or not token.is_active(now) or not token.user.is_active:
         reason = "unknown" if token is None else ("revoked" if token.revoked_at else

@@ -14,6 +14,7 @@ from audits.services import Target, audit_append
 from governance.access import Principal, require_team_member
 from governance.errors import Conflict, ValidationFailed
 from governance.models import Team
+from governance.queries import Compiled
 from registry.models import (
     SINGLE_HOLDER_STAGES,
     DataCategory,
@@ -208,13 +209,13 @@ def _datasets_for(actor: Principal, lists: dict[str, list[int]]) -> dict[str, li
     The filter (django-guardian's, for team members) is the costly part of a registration, so
     training and evaluation lineage share it rather than building it once per field.
     """
-    from registry.selectors import dataset_list
+    from registry.selectors import datasets_by_id
 
     for field, ids in lists.items():
         if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
             raise ValidationFailed(f"{field} must be a list of dataset ids.", code="invalid_datasets")
     wanted = {i for ids in lists.values() for i in ids}
-    found = {d.pk: d for d in dataset_list(principal=actor).filter(pk__in=wanted)} if wanted else {}
+    found = datasets_by_id(principal=actor, ids=wanted)
     for field, ids in lists.items():
         missing = [i for i in ids if i not in found]
         if missing:
@@ -367,6 +368,18 @@ def dataset_register(*, actor: Principal, team: Team, name: str, sha256: str, st
     return dataset
 
 
+# At most two rows, read whole, with no ORDER BY (see governance.queries.by_key for its cost);
+# compiled once per connection (governance.queries.Compiled), as every promotion reads them.
+_CURRENT_STINTS = Compiled(
+    "current_stints", lambda model_id, version_id, stage: StageAssignment.objects.filter(
+        Q(version_id=version_id) | Q(stage=stage), model_id=model_id, ended_at__isnull=True)
+    .select_related("version").order_by(), model_id=int, version_id=int, stage=str)
+_CURRENT_STINT = Compiled(
+    "current_stint", lambda model_id, version_id: StageAssignment.objects.filter(
+        version_id=version_id, model_id=model_id, ended_at__isnull=True).select_related("version").order_by(),
+    model_id=int, version_id=int)
+
+
 def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: str = "",
                locked_model: RegisteredModel | None = None) -> StageAssignment:
     """Put ``version`` in ``stage``; the stage's previous holder goes to archived.
@@ -390,10 +403,10 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
         now = timezone.now()
         snapshot = actor.snapshot()
         # The version's current stint and the stage's current holder, in one read.
-        wanted = Q(version=version) | Q(stage=stage) if stage in SINGLE_HOLDER_STAGES else Q(version=version)
-        # At most two rows, read whole: no ORDER BY (see governance.queries.by_key for its cost).
-        current = list(StageAssignment.objects.filter(wanted, model=model, ended_at__isnull=True)
-                       .select_related("version").order_by())
+        if stage in SINGLE_HOLDER_STAGES:
+            current = _CURRENT_STINTS.all(model_id=model.pk, version_id=version.pk, stage=stage)
+        else:
+            current = _CURRENT_STINT.all(model_id=model.pk, version_id=version.pk)
         current_of_version = next((a for a in current if a.version_id == version.pk), None)
         if current_of_version is not None and current_of_version.stage == stage:
             raise Conflict(f"{model.name} v{version.version} is already in {stage}.", code="already_in_stage")

@@ -72,6 +72,53 @@ def test_grants_to_a_user_or_another_group_and_their_withdrawal(cast: Cast) -> N
         selectors.model_get(principal=Principal(user=_fresh(beta_viewer)), name=alpha_model.name)
 
 
+def _assert_lookups_match_the_lists(principal: Principal) -> None:
+    """The compiled lookups by name and id (``selectors._Visible``) find exactly what the lists show."""
+    from registry.models import ModelVersion
+
+    seen_models = set(selectors.model_list(principal=principal).values_list("pk", flat=True))
+    for model in RegisteredModel.objects.all():
+        try:
+            found = selectors.model_get(principal=principal, name=model.name)
+        except Exception as exc:  # NotFound
+            assert model.pk not in seen_models and "No model named" in str(exc), model.name
+        else:
+            assert found == model and model.pk in seen_models and found.team == model.team
+    for version in ModelVersion.objects.select_related("model"):
+        try:
+            found = selectors.version_by_name(principal=principal, name=version.model.name, number=version.version)
+        except Exception:
+            assert version.model_id not in seen_models
+        else:
+            assert found == version and found.model == version.model and version.model_id in seen_models
+    seen_datasets = set(selectors.dataset_list(principal=principal).values_list("pk", flat=True))
+    every = sorted(Dataset.objects.values_list("pk", flat=True))
+    for ids in ([every[0]], every[:2], every[:4], every):  # compiled up to 4 ids; the ORM beyond
+        assert set(selectors.datasets_by_id(principal=principal, ids=set(ids))) == seen_datasets & set(ids)
+
+
+def test_lookups_by_name_and_id_match_the_lists_for_every_caller_and_token_scope(cast: Cast) -> None:
+    from governance.models import ApiToken
+
+    DatasetFactory(team=cast.teams["beta"], name="beta-two")
+    DatasetFactory(team=cast.teams["alpha"], name="alpha-two")
+    DatasetFactory(team=cast.teams["alpha"], name="alpha-three")
+    assign_perm("registry.view_registeredmodel", cast.users["beta_viewer"], cast.models["alpha"])
+    from django.contrib.auth import get_user_model
+
+    nobody = get_user_model().objects.create_user("no-roles")  # sees nothing: no view_models
+    scopes = set()
+    for user in [*cast.users.values(), nobody]:
+        for team in (None, cast.teams["alpha"], cast.teams["beta"]):
+            token = ApiToken(user=user, team=team) if team is not None else None
+            principal = Principal(user=_fresh(user), token=token)
+            found = selectors._scope_of(principal)
+            scopes.add(found[0] if found else None)
+            _assert_lookups_match_the_lists(principal)
+    _assert_lookups_match_the_lists(Principal.of_system("test"))
+    assert scopes == {None, "all", "team", "granted", "granted_in_team"}  # every cut was exercised
+
+
 def test_capabilities_match_djangos_permission_check(cast: Cast) -> None:
     for user in cast.users.values():
         fresh = _fresh(user)
