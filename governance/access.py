@@ -6,7 +6,7 @@ stage?" (that is what gates are for). Every service takes a ``Principal`` as ``a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from django.db import connection, transaction
 
@@ -45,7 +45,8 @@ def _access_sql() -> str:
     # ``||`` concatenates on PostgreSQL and SQLite alike; three arms, one round trip. A role's
     # name is its group's name (what ``audits.context.roles_of`` records).
     return (
-        f"SELECT 'g', ug.group_id, CASE WHEN r.id IS NULL THEN NULL ELSE g.name END FROM {user_groups} ug "
+        f"SELECT 'g' AS kind, ug.group_id AS gid, CASE WHEN r.id IS NULL THEN NULL ELSE g.name END AS name "
+        f"FROM {user_groups} ug "
         f"JOIN {group} g ON g.id = ug.group_id LEFT JOIN {role} r ON r.group_id = ug.group_id "
         f"WHERE ug.user_id = %s "
         f"UNION ALL SELECT 'p', NULL, ct.app_label || '.' || p.codename FROM {user_groups} ug "
@@ -55,6 +56,36 @@ def _access_sql() -> str:
         f"JOIN {perm} p ON p.id = up.permission_id JOIN {ctype} ct ON ct.id = p.content_type_id "
         f"WHERE up.user_id = %s"
     )
+
+
+def access_rows_sql(user_id_column: str) -> str:
+    """The access rows of the user in ``user_id_column`` as one JSON array: a scalar subquery.
+
+    For a read that finds the user anyway (the token lookup of every API request) to bring the
+    user's access along in the same round trip; ``remember_access`` takes the array.
+    """
+    rows = _access_sql().replace("%s", user_id_column)
+    if connection.vendor == "postgresql":
+        return f"(SELECT COALESCE(json_agg(json_build_array(a.kind, a.gid, a.name)), '[]')::text FROM ({rows}) a)"
+    return f"(SELECT json_group_array(json_array(a.kind, a.gid, a.name)) FROM ({rows}) a)"
+
+
+def remember_access(user: Any, rows: Iterable[Sequence[Any]]) -> Access:
+    """Keep the user's access, built from its ``(kind, group id, name)`` rows, on the user object."""
+    perms: set[str] = set()
+    groups: set[int] = set()
+    roles: list[str] = []
+    for kind, group_id, name in rows:
+        if kind == "p":
+            perms.add(name)
+        else:
+            groups.add(int(group_id))
+            if name is not None:
+                roles.append(name)
+    access = Access(perms=frozenset(perms), group_ids=frozenset(groups), roles=tuple(sorted(roles)))
+    user.__dict__["_govaudit_access"] = access
+    remember_roles(user, list(access.roles))
+    return access
 
 
 def access_of(user: Any) -> Access:
@@ -68,21 +99,9 @@ def access_of(user: Any) -> Access:
     """
     cached = user.__dict__.get("_govaudit_access")
     if cached is None:
-        perms: set[str] = set()
-        groups: set[int] = set()
-        roles: list[str] = []
         with connection.cursor() as cur:
             cur.execute(_access_sql(), [user.pk, user.pk, user.pk])
-            for kind, group_id, name in cur.fetchall():
-                if kind == "p":
-                    perms.add(name)
-                else:
-                    groups.add(int(group_id))
-                    if name is not None:
-                        roles.append(name)
-        cached = Access(perms=frozenset(perms), group_ids=frozenset(groups), roles=tuple(sorted(roles)))
-        user.__dict__["_govaudit_access"] = cached
-        remember_roles(user, list(cached.roles))
+            cached = remember_access(user, cur.fetchall())
     return cached
 
 

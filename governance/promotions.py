@@ -7,11 +7,12 @@ and the decision is signed. Each service appends exactly one audit event.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audits.core.canonical import canonical_bytes
@@ -99,13 +100,15 @@ _REPORT_ROWS = Compiled("report_rows", _reports_of, version_id=int)
 _LIVE_WAIVERS = Compiled("live_waivers", lambda version_id: Waiver.objects.filter(version_id=version_id,
                                                                                   revoked_at__isnull=True),
                          version_id=int)
-_BY_IDEMPOTENCY_KEY = Compiled(
-    "promotion_by_idempotency_key", lambda user_id, key: PromotionRequest.objects.filter(
-        requested_by_id=user_id, idempotency_key=key).order_by()[:1], user_id=int, key=str)
 _OPEN_REQUEST = Compiled(
     "open_promotion", lambda model_id, target_stage: PromotionRequest.objects.filter(
-        model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES).order_by()[:1],
+        model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES).order_by(),
     model_id=int, target_stage=str)
+_OPEN_OR_REPLAYED = Compiled(
+    "open_or_replayed_promotion", lambda model_id, target_stage, user_id, key: PromotionRequest.objects.filter(
+        Q(model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES)
+        | Q(requested_by_id=user_id, idempotency_key=key)).order_by(),
+    model_id=int, target_stage=str, user_id=int, key=str)
 
 
 def _parsed(row: PromotionPolicy) -> Policy:
@@ -238,15 +241,18 @@ def _live_waivers(version: ModelVersion) -> list[Waiver]:
     return _LIVE_WAIVERS.all(version_id=version.pk)
 
 
+def _waiver_facts(waivers: list[Waiver]) -> list[WaiverFacts]:
+    return [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
+                        granted_by_id=w.granted_by_id or 0) for w in waivers]
+
+
 def _evidence(req: PromotionRequest, now: datetime, waivers: list[Waiver]) -> Evidence:
     version = req.version
     approvals = [ApprovalFacts(id=a.pk, user_id=a.user_id, roles=frozenset(a.roles), decided_at=a.decided_at,
                                decision=a.decision) for a in approval_rows(req)]
-    waiver_facts = [WaiverFacts(id=w.pk, gate=w.gate, expires_at=w.expires_at, justification=w.justification,
-                                granted_by_id=w.granted_by_id or 0) for w in waivers]
     return Evidence(version=VersionFacts(artifact_sha256=version.artifact_sha256, created_by_id=version.created_by_id),
                     requester_id=req.requested_by_id, now=now, reports=_report_facts(version),
-                    approvals=approvals, waivers=waiver_facts)
+                    approvals=approvals, waivers=_waiver_facts(waivers))
 
 
 def _state_for(decision: Decision) -> str:
@@ -301,8 +307,16 @@ def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: Re
             "reason": f"No promotion policy applies to {req.model.name} ({req.model.risk_tier} risk) going to "
                       f"{req.target_stage}; nothing enters a stage ungated. A compliance officer must publish one."}]}
     else:
-        waivers = _live_waivers(req.version)
-        decision = evaluate(_parsed(req.policy), _evidence(req, now, waivers))
+        # A waiver only ever turns a failed gate into a pass (gates.apply_waivers), so the
+        # version's waivers are read only when a gate failed without them: the usual passing
+        # request is judged in one read fewer, with the same result.
+        policy, evidence = _parsed(req.policy), _evidence(req, now, [])
+        decision = evaluate(policy, evidence)
+        waivers = []
+        if any(r.status == "failed" for r in decision.results):
+            waivers = _live_waivers(req.version)
+            if waivers:
+                decision = evaluate(policy, replace(evidence, waivers=_waiver_facts(waivers)))
         req.decision = decision.to_data() | {"policy": {"name": req.policy.name, "version": req.policy.version,
                                                         "digest": req.policy.digest}}
         req.state = _state_for(decision)
@@ -384,20 +398,27 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
     if len(idempotency_key) > 128:
         raise ValidationFailed("Idempotency-Key must be at most 128 characters.", code="invalid_idempotency_key")
     user = actor.user if actor.system is None else None
-    if idempotency_key and user is not None:
-        earlier = _BY_IDEMPOTENCY_KEY.one(user_id=user.pk, key=idempotency_key)
+    with transaction.atomic():
+        model = lock_model(version.model)
+        # The request this key already made, and the open request for the model and stage (at
+        # most one: a partial unique constraint), in one read under the model's lock.
+        if idempotency_key and user is not None:
+            found = _OPEN_OR_REPLAYED.all(model_id=model.pk, target_stage=target_stage, user_id=user.pk,
+                                          key=idempotency_key)
+        else:
+            found = _OPEN_REQUEST.all(model_id=model.pk, target_stage=target_stage)
+        earlier = next((r for r in found if idempotency_key and user is not None and r.requested_by_id == user.pk
+                        and r.idempotency_key == idempotency_key), None)
         if earlier is not None:
             if (earlier.version_id, earlier.target_stage, earlier.reason, earlier.kind) != \
                     (version.pk, target_stage, reason, kind):
                 raise Conflict("This Idempotency-Key was already used for a different promotion request; "
                                "use a new key for a new request.", code="idempotency_key_reused")
             return earlier, False
-    with transaction.atomic():
-        model = lock_model(version.model)
         if model.archived:
             raise Conflict(f"Model {model.name} is archived.", code="model_archived")
-        # At most one: a partial unique constraint allows one open request per model and stage.
-        open_request = _OPEN_REQUEST.one(model_id=model.pk, target_stage=target_stage)
+        open_request = next((r for r in found if r.state in OPEN_PROMOTION_STATES and r.model_id == model.pk
+                             and r.target_stage == target_stage), None)
         if open_request is not None:
             raise Conflict(f"Promotion #{open_request.pk} of {model.name} v{open_request.version.version} to "
                            f"{target_stage} is still open ({open_request.state}); cancel it or wait for its decision.",

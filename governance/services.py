@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -10,13 +11,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audits.context import actor_for, forget_roles
 from audits.services import Target, audit_append
-from governance.access import Principal
+from governance.access import Principal, access_rows_sql, remember_access
 from governance.errors import Conflict, NotFound, ValidationFailed
 from governance.models import ApiToken, Role, Team
 from governance.queries import Compiled
@@ -208,9 +211,16 @@ def token_revoke(*, actor: Principal, token: ApiToken) -> None:
                      payload={"owner": token.user.get_username(), "prefix": token.prefix})
 
 
+def _token_by_hash(token_hash: str) -> QuerySet[ApiToken]:
+    """The token with its user, team and the user's access rows (``access_rows_sql``): one round trip."""
+    quote = connection.ops.quote_name
+    user_id = f"{quote(ApiToken._meta.db_table)}.{quote('user_id')}"
+    return (ApiToken.objects.select_related("user", "team").filter(token_hash=token_hash)
+            .annotate(access_rows=RawSQL(access_rows_sql(user_id), [], output_field=TextField())).order_by()[:1])
+
+
 # Every API request runs this read: compiled once per connection (governance.queries.Compiled).
-_TOKEN_BY_HASH = Compiled("token_by_hash", lambda token_hash: ApiToken.objects.select_related("user", "team")
-                          .filter(token_hash=token_hash).order_by()[:1], token_hash=str)
+_TOKEN_BY_HASH = Compiled("token_by_hash", _token_by_hash, token_hash=str)
 
 
 def token_authenticate(*, secret: str) -> ApiToken | None:
@@ -227,6 +237,7 @@ def token_authenticate(*, secret: str) -> ApiToken | None:
                          target=Target("governance.token", str(token.pk), token.name) if token else None,
                          payload={"reason": reason, "prefix": secret[:10] if secret.startswith(TOKEN_PREFIX) else ""})
         return None
+    remember_access(token.user, json.loads(token.access_rows))  # what access_of would read next
     if token.last_used_at is None or now - token.last_used_at > _LAST_USED_RESOLUTION:
         # Bookkeeping, not a governed change: no audit event for each use.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

@@ -141,6 +141,26 @@ def test_a_direct_grant_and_superuser_count_like_django(cast: Cast) -> None:
     assert Principal(user=_fresh(viewer)).can("view_models") is False
 
 
+def test_the_token_lookup_brings_the_same_access_as_access_of(cast: Cast, django_assert_num_queries: Any) -> None:
+    """``token_authenticate`` reads the user's access in its own statement; nothing is read after."""
+    from django.contrib.auth.models import Permission
+
+    from governance.services import token_authenticate, token_create
+
+    cast.users["viewer"].user_permissions.add(Permission.objects.get(codename="grant_waiver"))  # a direct grant
+    for user in cast.users.values():
+        if not user.is_active:
+            continue
+        _, secret = token_create(actor=Principal(user=user), name=f"t-{user.username}", user=user)
+        token_authenticate(secret=secret)  # the first use also records last_used_at
+        with django_assert_num_queries(1):  # the token, its user and team, and the access: one read
+            token = token_authenticate(secret=secret)
+            assert token is not None
+            via_token = access_of(token.user)
+            Principal(user=token.user, token=token).snapshot()
+        assert via_token == access_of(_fresh(user)), user.username
+
+
 def test_access_is_read_once_per_user_object(cast: Cast, django_assert_num_queries: Any) -> None:
     user = _fresh(cast.users["ml_engineer"])
     principal = Principal(user=user)
