@@ -154,7 +154,13 @@ class StageAssignment(models.Model):
             models.UniqueConstraint(
                 fields=["version"], condition=Q(ended_at__isnull=True), name="one_current_stage_per_version"),
         ]
-        indexes = [models.Index(fields=["model", "stage", "started_at"], name="stage_history_lookup")]
+        # stage_current_lookup serves "who holds this stage now" on every stage move: its condition
+        # is the literal ``ended_at IS NULL`` that query carries, so even a prepared statement's
+        # generic plan uses it (the partial unique index above also names the stages, which a
+        # parameter cannot be proven to match); without it the read walked the model's history.
+        indexes = [models.Index(fields=["model", "stage", "started_at"], name="stage_history_lookup"),
+                   models.Index(fields=["model", "stage"], condition=Q(ended_at__isnull=True),
+                                name="stage_current_lookup")]
 
     def __str__(self) -> str:
         return f"{self.version} in {self.stage}"
