@@ -27,6 +27,14 @@ from audits.models import AuditEvent, AuditPending
 
 # Any 64-bit constant; names the sequencer's advisory lock in PostgreSQL.
 _SEQUENCER_LOCK_KEY = 0x6A7564_17_5E0
+# Held (exclusively) by the dedicated sequencer for its whole life, beside the sequencer lock, so
+# a writer that finds the sequencer lock taken can tell "the sequencer runs" from "another writer
+# is draining the queue for a moment" (see audit_sequence).
+_PRESENCE_LOCK_KEY = _SEQUENCER_LOCK_KEY + 1
+# How long a process trusts that a dedicated sequencer runs, once it has seen one, before it
+# probes again: its writers skip their after-commit probe meanwhile.
+_SEQUENCER_TRUST_SECONDS = 0.5
+_sequencer_seen_until = 0.0
 _BATCH = 2000
 _MAX_BATCHES_PER_CALL = 2
 _MAX_ROUNDS_PER_CALL = 3
@@ -79,6 +87,25 @@ def _try_lock() -> bool:
     with connection.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(%s)", [_SEQUENCER_LOCK_KEY])
         return bool(cur.fetchone()[0])
+
+
+def _try_lock_or_note_sequencer() -> bool:
+    """``_try_lock``, and when the lock is taken, whether by a running dedicated sequencer.
+
+    One statement: the shared transaction-level try on the presence lock fails only while a
+    sequencer holds it, and (outside a transaction, where this runs) is released as the
+    statement ends. Seeing a sequencer starts this process's trust window.
+    """
+    global _sequencer_seen_until
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return _try_lock()
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s), pg_try_advisory_xact_lock_shared(%s)",
+                    [_SEQUENCER_LOCK_KEY, _PRESENCE_LOCK_KEY])
+        got, no_sequencer = cur.fetchone()
+    if not got and not no_sequencer:
+        _sequencer_seen_until = time.monotonic() + _SEQUENCER_TRUST_SECONDS
+    return bool(got)
 
 
 def _unlock() -> None:
@@ -164,11 +191,18 @@ def audit_sequence(*, inline: bool = False) -> int:
         # Sequencing inside someone's transaction would hold the lock until that commits; the
         # append's own after-commit call (or the backstop task) will do it.
         return 0
+    if not inline and time.monotonic() < _sequencer_seen_until:
+        # A dedicated sequencer was seen holding the lock less than _SEQUENCER_TRUST_SECONDS
+        # ago: it numbers this event within one nap, and probing for the lock would fail anyway
+        # (one statement per committing request, measured in docs/benchmarks/promotions.md).
+        # Should it have died since, the first commit after the window probes, wins the lock and
+        # drains the queue; the backstop task covers a quiet spell.
+        return 0
     total = 0
     rounds = 0
     while inline or rounds < _MAX_ROUNDS_PER_CALL:
         rounds += 1
-        if not _try_lock():
+        if not (_try_lock() if inline or rounds > 1 else _try_lock_or_note_sequencer()):
             return total
         try:
             for _ in range(_MAX_BATCHES_PER_CALL if not inline else 1 << 30):
@@ -210,6 +244,9 @@ def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.01, idle_na
         if should_stop():
             return 0
         time.sleep(0.5)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:  # tells writers a sequencer runs (see audit_sequence)
+            cur.execute("SELECT pg_advisory_lock(%s)", [_PRESENCE_LOCK_KEY])
     next_vacuum = time.monotonic() + vacuum_every
     wait = nap
     try:
@@ -231,5 +268,8 @@ def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.01, idle_na
                 wait = nap
                 time.sleep(nap)
     finally:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", [_PRESENCE_LOCK_KEY])
         _unlock()
     return total + audit_sequence()  # whatever arrived after the last pass
