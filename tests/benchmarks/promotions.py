@@ -906,6 +906,13 @@ def main(argv: list[str] | None = None) -> int:
                                  evidence if side.kind == "ours" else None, args.max_ops, own, sessions)
                 side.promoted_total += len(warm["ops"])
                 log(f"{side.name}: warm-up {len(warm['ops'])} ops, {warm['failed']} failed")
+        # The warm-up leaves a few hundred versions, requests and stage changes: analyse now, on
+        # both PostgreSQL sides, so that the planner stops costing those tables as the nearly empty
+        # ones seeded above. A registry in service has current statistics (autovacuum); without
+        # this, each connection kept the sequential scans it had prepared on empty tables until
+        # autovacuum's next pass, and paid for them as the tables grew (docs/benchmarks/promotions.md).
+        for name in dbs_created:
+            settle_database(base_url, name)
         for rnd in range(1, args.rounds + 1):
             for side in live:
                 result = run_round(side, clients, args.clients, per_round, rnd, nonce,
