@@ -202,7 +202,7 @@ def audit_sequence(*, inline: bool = False) -> int:
     rounds = 0
     while inline or rounds < _MAX_ROUNDS_PER_CALL:
         rounds += 1
-        if not (_try_lock() if inline or rounds > 1 else _try_lock_or_note_sequencer()):
+        if not _try_lock_or_note_sequencer():
             return total
         try:
             for _ in range(_MAX_BATCHES_PER_CALL if not inline else 1 << 30):
