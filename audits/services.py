@@ -217,7 +217,7 @@ def audit_sequence(*, inline: bool = False) -> int:
     return total
 
 
-def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.01, idle_nap: float = 0.1,
+def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.03, idle_nap: float = 0.1,
                   vacuum_every: float = 30.0, on_batch: Callable[[int], None] | None = None) -> int:
     """The dedicated sequencer: hold the sequencer lock for as long as we run, number every event.
 
@@ -233,8 +233,11 @@ def sequencer_run(*, should_stop: Callable[[], bool], nap: float = 0.01, idle_na
     up to ``idle_nap``: an idle deployment polls ten times a second, not a hundred (each poll is
     a transaction: about 1.6 ms of CPU between the process and its backend, measured, so fixed
     10 ms naps kept 16 % of a core busy doing nothing); the first event after a quiet spell waits
-    at most ``idle_nap``, and while events keep coming the nap stays ``nap``. It VACUUMs the
-    queue table every
+    at most ``idle_nap``, and while events keep coming the nap stays ``nap``. The default nap is
+    30 ms, not 10: under the promotion benchmark's load (about 450 events/s) a 10 ms nap ran
+    about 90 small transactions a second, and the sequencer with its backend cost about 1 ms of
+    CPU per promotion, 7 % of the machine's; at 30 ms that halved (docs/benchmarks/promotions.md),
+    for an event waiting at most 20 ms longer for its ``seq``. It VACUUMs the queue table every
     ``vacuum_every`` seconds, since the table churns all its rows every few milliseconds and
     each pass would otherwise scan every dead row since the last vacuum. Returns the number of
     events it sequenced.

@@ -13,9 +13,10 @@ class Command(BaseCommand):
             "sequence other writers' events. Stops cleanly on SIGTERM or SIGINT.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--nap-ms", type=float, default=10.0,
-                            help="pause after a batch that emptied the queue (default 10 ms): the bound on how "
-                                 "long a committed event waits for its seq, plus one batch")
+        parser.add_argument("--nap-ms", type=float, default=30.0,
+                            help="pause after a batch that emptied the queue (default 30 ms): the bound on how "
+                                 "long a committed event waits for its seq, plus one batch; shorter naps mean "
+                                 "more, smaller transactions (docs/audit-log.md, 'Sequencing')")
         parser.add_argument("--idle-nap-ms", type=float, default=100.0,
                             help="longest pause while the queue stays empty (default 100 ms): the nap doubles "
                                  "from --nap-ms up to this, and the first event after a quiet spell waits at most this")
