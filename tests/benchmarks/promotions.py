@@ -4,7 +4,7 @@
 Usage (from the project root)::
 
     .venv/bin/python tests/benchmarks/promotions.py [--seconds 15] [--rounds 3] [--clients 8] \
-        [--workers N] [--sides ours,mlflow-sqlite,mlflow-postgres]
+        [--workers N] [--sides ours,mlflow-sqlite,mlflow-postgres] [--rate OPS_PER_S]
 
 Why it exists: a pipeline's last step is "register this version and put it in staging". Here
 that step is gated: token authentication, role and team checks, the policy in force, every gate
@@ -45,7 +45,9 @@ How it is measured, and why:
    throughput is successful ops over the two phases' summed wall time.
 4. ``--workers`` server workers on both sides (default: one per core, 2 here, as for the
    issue's MLflow figure). 8 client *processes* (no GIL between clients), each on its own
-   model, closed loop, keep-alive HTTP (gunicorn's sync workers close after each answer; the
+   model, closed loop (or, with ``--rate``, open loop: each op due at a fixed instant, its
+   latency counted from then, so latency can be compared at one load below both servers'
+   capacity), keep-alive HTTP (gunicorn's sync workers close after each answer; the
    clients reconnect). A warm-up
    round per side is discarded; then ``--rounds`` rounds alternate the sides, so a burst of noise
    on the shared machine hits all of them alike.
@@ -81,6 +83,8 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests.benchmarks`` importable
@@ -488,11 +492,31 @@ def _one_call(conn: http.client.HTTPConnection, job: dict[str, Any], seq: int, n
         return Call(seq, False, time.perf_counter() - t0, error=f"{job['phase']} {model}: {type(exc).__name__}: {exc}")
 
 
+def _paced(call: Callable[[], Call], due: float | None) -> Call:
+    """Run one call at its due instant (``--rate``), its latency counted from that instant.
+
+    A call that starts late, because this client's previous one was still running, is charged
+    the delay: measuring from the moment it could start instead would leave out exactly the waits
+    an overloaded server causes (the "coordinated omission" of closed-loop load generators).
+    """
+    if due is None:
+        return call()
+    ahead = due - time.perf_counter()
+    if ahead > 0:
+        time.sleep(ahead)
+    late = max(0.0, time.perf_counter() - due)
+    result = call()
+    result.latency += late
+    return result
+
+
 def client_process(pipe: Any) -> None:
-    """A client: waits for a job, runs it closed-loop from the agreed start instant, answers its calls.
+    """A client: waits for a job, runs it from the agreed start instant, answers its calls.
 
     One keep-alive connection per server, kept across jobs. Phase A runs until the deadline,
-    phase B through its list of versions.
+    phase B through its list of versions. Closed loop (each call as soon as the last one is
+    answered) unless the job has an ``interval``: then call k is due at start + offset + k x
+    interval, an open-loop rate that does not depend on how fast the server answers.
     """
     conns: dict[int, http.client.HTTPConnection] = {}
     while True:
@@ -510,15 +534,23 @@ def client_process(pipe: Any) -> None:
         if delay > 0:
             time.sleep(delay)
         started = time.perf_counter()
+        interval = float(job.get("interval") or 0.0)
+
+        def due(k: int) -> float | None:
+            return started + job.get("offset", 0.0) + k * interval if interval else None
+
         if job["phase"] == "register":
             budget = job["seconds"]
             seq = job["first_seq"]
-            while time.perf_counter() - started < budget and len(calls) < job["max_ops"]:
-                calls.append(_one_call(conn, job, seq, None))
+            while len(calls) < job["max_ops"]:
+                if (interval and due(len(calls)) - started >= budget) or \
+                        (not interval and time.perf_counter() - started >= budget):
+                    break
+                calls.append(_paced(partial(_one_call, conn, job, seq, None), due(len(calls))))
                 seq += 1
         else:
-            for seq, number in job["items"]:
-                calls.append(_one_call(conn, job, seq, number))
+            for k, (seq, number) in enumerate(job["items"]):
+                calls.append(_paced(partial(_one_call, conn, job, seq, number), due(k)))
         ended = time.perf_counter()
         pipe.send({"calls": [c.__dict__ for c in calls], "wall": ended - started})
     for conn in conns.values():
@@ -661,11 +693,17 @@ class Evidence:
 
 def run_round(side: Side, clients: Clients, n_clients: int, seconds: float, round_no: int, nonce: str,
               evidence: Evidence | None, max_ops: int, own_pids: frozenset[int],
-              sessions: frozenset[int]) -> dict[str, Any]:
-    """Phase A (register, for ``seconds``), evidence (ours, untimed), phase B (promote each); the round's figures."""
+              sessions: frozenset[int], rate: float = 0.0) -> dict[str, Any]:
+    """Phase A (register, for ``seconds``), evidence (ours, untimed), phase B (promote each); the round's figures.
+
+    ``rate``: ops/s offered by all clients together, open loop (0: closed loop). Each client
+    then calls every n_clients / rate seconds, the clients staggered evenly across that interval.
+    """
     base = {"side": side.kind, "port": side.server.port, "token": side.token, "datasets": side.datasets}
+    interval = n_clients / rate if rate else 0.0
     jobs = [{**base, "phase": "register", "model": _model_name(i), "prefix": f"{nonce}-{side.name}-r{round_no}-c{i}",
-             "first_seq": 0, "seconds": seconds, "max_ops": max_ops} for i in range(n_clients)]
+             "first_seq": 0, "seconds": seconds, "max_ops": max_ops, "interval": interval,
+             "offset": i * interval / n_clients} for i in range(n_clients)]
     cpu0 = cpu_snapshot(side.markers, sessions, own_pids)
     answers_a = clients.run(jobs, timeout=seconds + 120)
     cpu1 = cpu_snapshot(side.markers, sessions, own_pids)
@@ -767,6 +805,10 @@ def _print_results(figures: dict[str, dict[str, Any]], ratios: dict[str, dict[st
     print()
     for name, r in ratios.items():
         verdict = "met" if r["targets_met"] else "NOT met"
+        if r.get("rate"):
+            print(f"ours vs {name} at {r['rate']:g} ops/s offered (open loop): p95 x{r['p95_ratio']:.3f}; the ops/s "
+                  "ratio only says whether both sides kept up with the rate")
+            continue
         print(f"ours vs {name}: ops/s x{r['ops_per_s_ratio']:.2f} (target >= 2), p95 x{r['p95_ratio']:.3f} "
               f"(target <= 0.25): {verdict}; with our tail as measured, a p95 of a quarter of theirs "
               f"needs {r['ops_per_s_the_p95_target_needs']:.0f} ops/s")
@@ -796,6 +838,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0,
                         help="register-phase seconds of the discarded warm-up round per side (default 2)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop: ops/s offered by all clients together, the same on every side, each "
+                             "op's latency counted from when it was due (default 0: closed loop, as issue #5 "
+                             "asks); a rate below both servers' capacity compares latency without queueing")
     # One worker per core on both sides: the configuration of the issue's reference MLflow figure
     # (ANCHORS: 2 workers on this 2-core machine). deploy/gunicorn.conf.py's 2 x cores + 1 is
     # measured too (--workers 5); docs/benchmarks/promotions.md has both.
@@ -833,9 +879,10 @@ def main(argv: list[str] | None = None) -> int:
         if not DB_NAME_RE.match(name):
             parser.error(f"database names must match {DB_NAME_RE.pattern} (they are dropped at the end)")
     if not (1 <= args.clients <= 32 and 1 <= args.workers <= 32 and 0 < args.seconds <= 600 and 1 <= args.rounds <= 20
-            and 0 <= args.warmup <= 60 and args.max_ops >= 1 and 0 <= args.probe_ops <= 1000):
+            and 0 <= args.warmup <= 60 and args.max_ops >= 1 and 0 <= args.probe_ops <= 1000
+            and 0 <= args.rate <= 10_000):
         parser.error("out of range: 1<=clients<=32, 1<=workers<=32, 0<seconds<=600, 1<=rounds<=20, 0<=warmup<=60, "
-                     "max-ops>=1, 0<=probe-ops<=1000")
+                     "max-ops>=1, 0<=probe-ops<=1000, 0<=rate<=10000")
     signal.signal(signal.SIGTERM, raise_on_sigterm)
 
     t_start = time.perf_counter()
@@ -936,7 +983,8 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(1, args.rounds + 1):
             for side in live:
                 result = run_round(side, clients, args.clients, per_round, rnd, nonce,
-                                   evidence if side.kind == "ours" else None, args.max_ops, own, sessions)
+                                   evidence if side.kind == "ours" else None, args.max_ops, own, sessions,
+                                   rate=args.rate)
                 side.rounds.append(result)
                 side.promoted_total += len(result["ops"])
                 wall = result["wall_register"] + result["wall_promote"]
@@ -962,8 +1010,11 @@ def main(argv: list[str] | None = None) -> int:
                                          ours_mean_ms=ours["mean_ms"], theirs_p95_ms=theirs["p95_ms"])
                 ratios[name] = {"ops_per_s_ratio": round(ops_ratio, 3), "p95_ratio": round(p95_ratio, 4),
                                 "ops_per_s_ratio_by_round": by_round,
-                                "ops_per_s_the_p95_target_needs": needs,
-                                "targets_met": bool(ops_ratio >= 2 and p95_ratio <= 0.25)}
+                                "ops_per_s_the_p95_target_needs": needs if not args.rate else None,
+                                # issue #5's targets are for the closed loop; an open-loop run
+                                # compares latency at one rate and says nothing about throughput
+                                "targets_met": bool(not args.rate and ops_ratio >= 2 and p95_ratio <= 0.25),
+                                "rate": args.rate}
         if evidence is not None:
             evidence.close()
             promoted = next(s.promoted_total for s in live if s.kind == "ours")
@@ -1014,7 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     **versions},
         "config": {"seconds": args.seconds, "rounds": args.rounds, "warmup": args.warmup, "clients": args.clients,
-                   "workers": args.workers, "sides": sides, "our_server": "gunicorn sync (deploy/gunicorn.conf.py)",
+                   "rate": args.rate or None, "workers": args.workers, "sides": sides, "our_server": "gunicorn sync (deploy/gunicorn.conf.py)",
                    "mlflow_server": "mlflow server (uvicorn)"},
         "sides": figures, "ratios": ratios, "probe": probe, "failed_ops": failed_ops,
         "total_runtime_seconds": round(time.perf_counter() - t_start, 1), "ok": failure is None,

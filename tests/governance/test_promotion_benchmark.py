@@ -30,3 +30,21 @@ def test_the_p95_target_is_a_throughput_target_at_a_fixed_client_count() -> None
     assert p95_target_needs(clients=8, ours_p95_ms=60, ours_mean_ms=50, theirs_p95_ms=120) == 320.0
     assert p95_target_needs(clients=8, ours_p95_ms=75, ours_mean_ms=50, theirs_p95_ms=240) == 200.0
     assert math.isnan(p95_target_needs(clients=8, ours_p95_ms=60, ours_mean_ms=0, theirs_p95_ms=240))
+
+
+def test_an_open_loop_call_is_charged_the_time_it_started_late() -> None:
+    """``--rate``: a call due 50 ms ago that takes 10 ms counts 60 ms; one due later waits for its instant."""
+    import time
+
+    from tests.benchmarks.promotions import Call, _paced
+
+    def call() -> Call:
+        time.sleep(0.01)
+        return Call(seq=1, ok=True, latency=0.01)
+
+    late = _paced(call, time.perf_counter() - 0.05)
+    assert 0.059 <= late.latency < 0.2
+    t0 = time.perf_counter()
+    on_time = _paced(call, t0 + 0.03)
+    assert time.perf_counter() - t0 >= 0.04 and on_time.latency < 0.03
+    assert _paced(call, None).latency == 0.01
