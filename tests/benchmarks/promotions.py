@@ -80,11 +80,11 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
-from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``tests.benchmarks`` importable
