@@ -773,13 +773,14 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     def ms(values: list[float], q: float) -> float:
         return round(percentile(values, q) * 1000, 1)
 
+    mean = sum(ops) / len(ops) if ops else 0.0
     return {
         "ops": len(ops), "failed_ops": sum(r["failed"] for r in rounds), "seconds": round(wall, 2),
         "ops_per_s": round(len(ops) / wall, 1) if wall > 0 else 0.0,
         "p50_ms": ms(ops, 50), "p95_ms": ms(ops, 95), "p99_ms": ms(ops, 99),
-        "mean_ms": round(sum(ops) / len(ops) * 1000, 1) if ops else 0.0,
+        "mean_ms": round(mean * 1000, 1),
         # p95 / mean: how far the slow ops sit from the average one (1.0 if every op took as long)
-        "tail": round(ms(ops, 95) / (sum(ops) / len(ops) * 1000), 2) if ops else 0.0,
+        "tail": round(ms(ops, 95) / (mean * 1000), 2) if ops else 0.0,
         "register_p50_ms": ms(lat_a, 50), "register_p95_ms": ms(lat_a, 95),
         "promote_p50_ms": ms(lat_b, 50), "promote_p95_ms": ms(lat_b, 95),
         "ops_per_s_by_round": [round(len(r["ops"]) / (r["wall_register"] + r["wall_promote"]), 1) for r in rounds],
