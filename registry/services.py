@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -374,10 +374,26 @@ def dataset_register(*, actor: Principal, team: Team, name: str, sha256: str, st
 
 # At most two rows, read whole, with no ORDER BY (see governance.queries.by_key for its cost);
 # compiled once per connection (governance.queries.Compiled), as every promotion reads them.
-_CURRENT_STINTS = Compiled(
-    "current_stints", lambda model_id, version_id, stage: StageAssignment.objects.filter(
-        Q(version_id=version_id) | Q(stage=stage), model_id=model_id, ended_at__isnull=True)
-    .select_related("version").order_by(), model_id=int, version_id=int, stage=str)
+def _current_stints(stage: str) -> Compiled[StageAssignment]:
+    """The read of a version's current stint and ``stage``'s current holder, for one stage.
+
+    One compiled read per stage, the stage written into its SQL: a prepared statement's generic
+    plan can then use the partial unique index on the current holders of staging and production,
+    which the unique check on every new stint keeps free of ended stints. With the stage a
+    parameter it took an index that no plain read ever prunes, and without vacuum (this machine's
+    PostgreSQL runs none) it walked every stint the model ever had in the stage. The held
+    version's number comes by primary key (``held_version``) rather than by a join, which the
+    planner, guessing the row count, made a scan of every version of every model.
+    """
+    return Compiled(
+        f"current_stints:{stage}", lambda model_id, version_id: StageAssignment.objects.filter(
+            Q(version_id=version_id) | Q(stage=stage), model_id=model_id, ended_at__isnull=True)
+        .annotate(held_version=Subquery(
+            ModelVersion.objects.filter(pk=OuterRef("version_id")).order_by().values("version")[:1]))
+        .order_by(), model_id=int, version_id=int)
+
+
+_CURRENT_STINTS = {stage: _current_stints(stage) for stage in SINGLE_HOLDER_STAGES}
 _CURRENT_STINT = Compiled(
     "current_stint", lambda model_id, version_id: StageAssignment.objects.filter(
         version_id=version_id, model_id=model_id, ended_at__isnull=True).select_related("version").order_by(),
@@ -408,7 +424,7 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
         snapshot = actor.snapshot()
         # The version's current stint and the stage's current holder, in one read.
         if stage in SINGLE_HOLDER_STAGES:
-            current = _CURRENT_STINTS.all(model_id=model.pk, version_id=version.pk, stage=stage)
+            current = _CURRENT_STINTS[stage].all(model_id=model.pk, version_id=version.pk)
         else:
             current = _CURRENT_STINT.all(model_id=model.pk, version_id=version.pk)
         current_of_version = next((a for a in current if a.version_id == version.pk), None)
@@ -424,7 +440,7 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
         if displaced is not None:
             displaced.ended_at = now
             displaced.save(update_fields=["ended_at"])
-            rows.append(StageAssignment(model=model, version=displaced.version, stage=Stage.ARCHIVED,
+            rows.append(StageAssignment(model=model, version_id=displaced.version_id, stage=Stage.ARCHIVED,
                                         started_at=now, started_by=snapshot,
                                         reason=f"displaced from {stage} by v{version.version}"))
         assignment = StageAssignment(model=model, version=version, stage=stage, started_at=now,
@@ -435,6 +451,6 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
                      payload={"model": model.name, "version": version.version, "stage": stage,
                               "from_stage": current_of_version.stage if current_of_version else None,
                               "artifact_sha256": version.artifact_sha256, "reason": reason,
-                              "displaced_version": displaced.version.version if displaced else None})
+                              "displaced_version": displaced.held_version if displaced else None})
     return assignment
 

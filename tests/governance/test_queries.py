@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 
 from governance.models import ApiToken
@@ -150,3 +150,104 @@ def test_a_compiled_read_refuses_sql_that_would_depend_on_its_values(cast: Cast)
     with pytest.raises(TypeError, match="model instances"):
         Compiled("t-values", lambda number: ModelVersion.objects.filter(version=number).values("pk"),
                  number=int).all(number=1)
+
+
+def test_constants_are_written_into_the_sql_and_the_callers_values_stay_bound() -> None:
+    """``inline_constants``: text and integers become literals; kept positions, and anything else, stay bound."""
+    from governance.queries import inline_constants
+
+    sql = 'SELECT 1 FROM t WHERE a = %s AND b LIKE \'x%%\' AND c IN (%s, %s) AND d = %s AND e = %s AND f = %s'
+    text, params, moved = inline_constants(sql, [7, "it's", "50%", True, None, 3], keep={0, 5})
+    assert text == ("SELECT 1 FROM t WHERE a = %s AND b LIKE 'x%%' AND c IN ('it''s', '50%%') AND d = %s "
+                    "AND e = %s AND f = %s")
+    assert params == [7, True, None, 3] and moved == {0: 0, 3: 1, 4: 2, 5: 3}
+    assert inline_constants("x = %s", ["a\x00b"], keep=set())[1] == ["a\x00b"]  # no NUL in a literal
+    with pytest.raises(TypeError, match="placeholders"):
+        inline_constants("x = %s", [1, 2], keep=set())
+
+
+def test_a_compiled_read_carries_its_constants_as_literals(cast: Cast) -> None:
+    """The open-request read names the open states in its SQL; only the caller's four values are bound."""
+    from governance.models import OPEN_PROMOTION_STATES
+    from governance.promotions import _OPEN_OR_REPLAYED
+
+    v = cast.versions["alpha1"]
+    with CaptureQueriesContext(connection) as ctx:
+        _OPEN_OR_REPLAYED.all(model_id=v.model_id, target_stage="staging", user_id=1, key="k")
+    plan = connections["default"].__dict__["_compiled_plans"][_OPEN_OR_REPLAYED.name]
+    assert all(f"'{state}'" in plan.sql for state in OPEN_PROMOTION_STATES)
+    assert sorted(map(str, plan.params)) == sorted(map(str, _OPEN_OR_REPLAYED.sentinels.values()))
+    assert len(ctx.captured_queries) == 1
+
+
+def _generic_plan(sql: str, params: list[Any], table: str, keep: set[str]) -> str:
+    """PostgreSQL's plan for ``sql`` prepared and planned once for all values (as psycopg's may be).
+
+    Only ``table``'s indexes named in ``keep`` (or starting so) and its primary key exist while it is planned: the
+    question is whether the plan *can* use them, not which index the planner prefers on the
+    test's tiny tables. The indexes come back with the savepoint's rollback.
+    """
+    import re
+
+    from django.db import transaction
+
+    n = iter(range(1, len(params) + 1))
+    text = re.sub(r"%s", lambda _: f"${next(n)}", sql.replace("%%", "%"))
+    args = ", ".join("NULL" if p is None else "'" + str(p).replace("'", "''") + "'" for p in params)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred check may be pending when a table is altered
+        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexname NOT LIKE %s",
+                    [table, "%_pkey"])
+        for (name,) in cur.fetchall():
+            if not any(name.startswith(k) for k in keep):
+                cur.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
+                cur.execute(f'DROP INDEX IF EXISTS "{name}"')
+        cur.execute(f"PREPARE generic_probe AS {text}")
+        cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cur.execute("SET LOCAL enable_seqscan = off")
+        cur.execute(f"EXPLAIN EXECUTE generic_probe({args})")
+        plan = "\n".join(row[0] for row in cur.fetchall())
+        cur.execute("DEALLOCATE generic_probe")
+        transaction.set_rollback(True)
+    return plan
+
+
+@pytest.mark.postgres
+def test_the_hot_reads_generic_plans_use_the_partial_unique_indexes(cast: Cast) -> None:
+    """With the constants written in, a generic plan can prove a partial index's condition.
+
+    The open-request read and the stage holders' read run on every promotion. With ``state IN
+    ($2, $3, $4)`` or ``stage = $2`` a generic plan could not use the partial unique indexes, and
+    on a database that is not vacuumed walked every request, or every stint, the model ever had
+    (docs/benchmarks/promotions.md). The same query with the constants bound is the control.
+    """
+    from governance.promotions import _OPEN_OR_REPLAYED
+    from registry.services import _CURRENT_STINTS
+
+    v = cast.versions["alpha1"]
+    values = {"model_id": v.model_id, "target_stage": "staging", "user_id": 1, "key": "k"}
+    _OPEN_OR_REPLAYED.all(**values)
+    _CURRENT_STINTS["staging"].all(model_id=v.model_id, version_id=v.pk)
+    plans = connections["default"].__dict__["_compiled_plans"]
+
+    def bound(read: Any, given: dict[str, Any]) -> tuple[str, list[Any]]:
+        plan = plans[read.name]
+        params = list(plan.params)
+        for at, key in plan.slots:
+            params[at] = given[key]
+        return plan.sql, params
+
+    requests = ("governance_promotionrequest", {"one_open_promotion_per_stage", "promotion_replay_lookup"})
+    # The version's own stint by the plain version index, the stage's holder by the partial unique one.
+    stints = ("registry_stageassignment", {"one_current_holder_per_stage", "registry_stageassignment_version_id"})
+    assert "Index Scan on one_open_promotion_per_stage" in _generic_plan(*bound(_OPEN_OR_REPLAYED, values), *requests)
+    sql, params = bound(_CURRENT_STINTS["staging"], {"model_id": v.model_id, "version_id": v.pk})
+    stint_plan = _generic_plan(sql, params, *stints)
+    assert "Index Scan on one_current_holder_per_stage" in stint_plan, stint_plan
+    assert "registry_registeredmodel" not in stint_plan and "Seq Scan" not in stint_plan  # held_version by key
+    # The controls: the same reads with the constants bound cannot use those indexes.
+    sql_bound, params_bound = _OPEN_OR_REPLAYED.build(**values).query.get_compiler(using="default").as_sql()
+    assert "one_open_promotion_per_stage" not in _generic_plan(sql_bound, list(params_bound), *requests)
+    assert sql.count("'staging'") == 1 and params == [v.pk, v.model_id]
+    control = _generic_plan(sql.replace("'staging'", "%s"), [v.pk, "staging", v.model_id], *stints)
+    assert "one_current_holder_per_stage" not in control and "Seq Scan" in control, control

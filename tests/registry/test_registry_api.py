@@ -184,7 +184,17 @@ def test_stage_history_answers_what_was_in_production_at_time_t(cast: Cast, clie
     assert long_ago["stages"] == []
     history = api.get(f"/api/v1/models/{model.name}/stages/history/").json()["results"]
     assert {(h["stage"], h["version"]) for h in history} >= {("production", 1), ("production", 2), ("archived", 1)}
-    assert StageAssignment.objects.get(version=v1, ended_at__isnull=True).stage == "archived"
+    archived = StageAssignment.objects.get(version=v1, ended_at__isnull=True)
+    assert archived.stage == "archived" and archived.reason == "displaced from production by v2"
+    import json
+
+    from audits.models import AuditEvent
+    from audits.services import audit_sequence
+
+    audit_sequence(inline=True)
+    moved = json.loads(bytes(AuditEvent.objects.filter(action="registry.stage.moved", target_id=str(v2.pk))
+                             .latest("seq").leaf))["payload"]
+    assert moved["displaced_version"] == v1.version and moved["from_stage"] is None
     bad = api.get(f"/api/v1/models/{model.name}/stages/", {"at": "yesterday"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_at"
 
