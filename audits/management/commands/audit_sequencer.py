@@ -20,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--idle-nap-ms", type=float, default=100.0,
                             help="longest pause while the queue stays empty (default 100 ms): the nap doubles "
                                  "from --nap-ms up to this, and the first event after a quiet spell waits at most this")
-        parser.add_argument("--vacuum-seconds", type=float, default=30.0,
-                            help="VACUUM the queue table this often on PostgreSQL (default 30 s)")
+        parser.add_argument("--vacuum-seconds", type=float, default=5.0,
+                            help="VACUUM the queue table this often on PostgreSQL (default 5 s)")
         parser.add_argument("--seconds", type=float, default=0.0, help="stop after this long (0: run until signalled)")
 
     def handle(self, *args: Any, **options: Any) -> None:
