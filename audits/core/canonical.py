@@ -58,6 +58,21 @@ def _float_seen(text: str) -> Any:
     raise _FloatSeen
 
 
+def _plain_float(text: str) -> float:
+    """A float whose Python ``repr`` is already its RFC 8785 form, or ``_FloatSeen``.
+
+    JCS writes a double with the shortest digits that round-trip (``rfc8785`` takes them from
+    ``str(f)``) and reformats only three cases: an exponent (``1e-07``, ``1e+16``), a whole value
+    (``2.0`` becomes ``2``) and negative zero. A positional text with a fraction is none of them,
+    so it is byte for byte what JCS writes; anything else goes to ``rfc8785``. Report results and
+    gate evidence (accuracy 0.91, a p-value) are such floats: before, every one of them sent the
+    whole value through ``rfc8785``'s pure-Python encoder, 3 % of a loaded server's CPU.
+    """
+    if "e" in text or "E" in text or text.endswith(".0"):
+        raise _FloatSeen
+    return float(text)
+
+
 def _safe_int(text: str) -> int:
     value = int(text)
     if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
@@ -84,23 +99,25 @@ def _make_fast_encoder() -> Callable[[Any], str]:
 
 _fast_encode = _make_fast_encoder()
 _fast_decode = json.JSONDecoder(parse_int=_safe_int, parse_float=_float_seen).decode
+_fast_decode_floats = json.JSONDecoder(parse_int=_safe_int, parse_float=_plain_float).decode
 _NON_BMP = re.compile("[\U00010000-\U0010ffff]")
 
 
-def _fast_canonical(obj: Any) -> bytes | None:
+def _fast_canonical(obj: Any, floats: bool = False) -> bytes | None:
     """JCS bytes of ``obj`` via the C encoder, or None when that cannot be proven equal to JCS.
 
-    Proof by round trip: the text decodes (with floats and unsafe ints refused) to a value equal
-    to ``obj``, so ``obj`` holds only str-keyed dicts, lists, str, safe ints, bools and None, and
-    the text has no non-BMP characters. Anything else (tuples, floats, exotic types, lone
-    surrogates, ...) returns None and goes through ``rfc8785``, which decides or raises.
+    Proof by round trip: the text decodes (with unsafe ints refused, and floats refused or, with
+    ``floats``, accepted only in a form JCS writes the same: ``_plain_float``) to a value equal
+    to ``obj``, so ``obj`` holds only str-keyed dicts, lists, str, safe ints, bools, None and such
+    floats, and the text has no non-BMP characters. Anything else (tuples, other floats, exotic
+    types, lone surrogates, ...) returns None and goes through ``rfc8785``, which decides or raises.
     """
     try:
         text = _fast_encode(obj)
         if not text.isascii() and _NON_BMP.search(text):
             return None
         data = text.encode("utf-8")  # lone surrogates raise UnicodeEncodeError
-        if _fast_decode(text) != obj:
+        if (_fast_decode_floats if floats else _fast_decode)(text) != obj:
             return None
     except (TypeError, ValueError, RecursionError, OverflowError, _FloatSeen):
         return None
@@ -115,9 +132,9 @@ def canonical_bytes(obj: Any, *, allow_floats: bool = True) -> bytes:
     ``CanonicalError``, as do NaN/Infinity, out-of-range ints and strings with lone surrogates.
     Typical audit events take a C-speed path that is checked to be identical to JCS.
     """
-    fast = _fast_canonical(obj)
+    fast = _fast_canonical(obj, floats=allow_floats)
     if fast is not None:
-        return fast  # provably float-free, so allow_floats needs no walk
+        return fast  # without allow_floats, provably float-free: no walk needed
     if not allow_floats:
         _reject_floats(obj)
     try:

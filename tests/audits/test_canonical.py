@@ -309,3 +309,25 @@ def test_random_doubles_format_like_rfc8785() -> None:
         if value != value or value in (float("inf"), float("-inf")):
             continue
         assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_plain_floats_take_the_fast_path_and_agree_with_rfc8785() -> None:
+    """A float whose repr JCS keeps as it is (a fraction, no exponent) is encoded at C speed.
+
+    Whole values, exponents and negative zero, which JCS rewrites, still go through ``rfc8785``.
+    """
+    from audits.core.canonical import _fast_canonical
+
+    rng = random.Random(91)
+    values = [0.91, -0.5, 123.456, 0.0001, 1e15 + 0.5, 0.1 + 0.2]
+    values += [rng.uniform(-1e6, 1e6) for _ in range(2000)] + [rng.uniform(0, 1) for _ in range(2000)]
+    for value in values:
+        doc = {"accuracy": value, "gates": [{"p": value, "n": 3}]}
+        assert _fast_canonical(doc, floats=True) is not None, value
+        assert canonical_bytes(doc) == rfc8785.dumps(doc), value
+    for value in (2.0, -0.0, 1e-7, 1e16, 1.5e-05, 1e21, 123456789012345680.0):
+        assert _fast_canonical({"v": value}, floats=True) is None, value  # JCS writes these differently
+        assert canonical_bytes({"v": value}) == rfc8785.dumps({"v": value}), value
+    assert _fast_canonical({"v": 0.5}) is None  # without floats allowed, a float never passes the fast path
+    with pytest.raises(CanonicalError):
+        canonical_bytes({"v": 0.5}, allow_floats=False)
