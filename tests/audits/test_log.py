@@ -95,6 +95,23 @@ def test_key_rotation_keeps_old_checkpoints_verifiable(cast: Cast) -> None:
     assert verify_log().ok
 
 
+def test_the_signing_key_is_loaded_once_and_again_when_its_source_changes(settings: Any) -> None:
+    """Kept in memory while ``signing.key`` (or ``AUDIT_SIGNING_KEY``) is unchanged; a rotation, or a
+    key file another process writes, is picked up by the next signature."""
+    from audits.keys import _key_dir, _write_private, signing_key
+
+    first = signing_key()
+    assert signing_key() is first  # the file is stat'ed, not read and parsed again
+    _, rotated = rotate_signing_key()
+    assert signing_key().verifier().encode() == rotated.encode()
+    elsewhere = SignerKey.generate(first.name)
+    _write_private(_key_dir() / "signing.key", elsewhere.encode())  # as another process's rotation would
+    assert signing_key().encode() == elsewhere.encode()
+    from_env = SignerKey.generate(first.name)
+    settings.AUDIT_SIGNING_KEY = from_env.encode()
+    assert signing_key().encode() == from_env.encode() and signing_key() is signing_key()
+
+
 def test_checkpoint_if_due_follows_count_and_age(cast: Cast, settings: Any) -> None:
     from audits.checkpoints import checkpoint_if_due
 
