@@ -124,6 +124,24 @@ def _fast_canonical(obj: Any, floats: bool = False) -> bytes | None:
     return data
 
 
+def _whole_floats_as_ints(obj: Any) -> Any:
+    """``obj`` with each whole float (``1.0``, ``-0.0``) within the safe range as the integer JCS writes.
+
+    JCS treats every number as a double, so ``1.0`` and ``1`` are the same value and both are
+    written ``1``; Python writes ``1.0``. Swapping them lets such values take the fast path (a
+    model's precision of 1.0, a bias difference of 0.0: most report results hold one). Only exact
+    dicts and lists are walked; anything else is left for the round trip to judge.
+    """
+    kind = type(obj)
+    if kind is float:
+        return int(obj) if obj.is_integer() and -MAX_SAFE_INT <= obj <= MAX_SAFE_INT else obj
+    if kind is dict:
+        return {key: _whole_floats_as_ints(value) for key, value in obj.items()}
+    if kind is list:
+        return [_whole_floats_as_ints(value) for value in obj]
+    return obj
+
+
 def canonical_bytes(obj: Any, *, allow_floats: bool = True) -> bytes:
     """The RFC 8785 canonical UTF-8 encoding of ``obj``.
 
@@ -133,6 +151,11 @@ def canonical_bytes(obj: Any, *, allow_floats: bool = True) -> bytes:
     Typical audit events take a C-speed path that is checked to be identical to JCS.
     """
     fast = _fast_canonical(obj, floats=allow_floats)
+    if fast is None and allow_floats:
+        try:
+            fast = _fast_canonical(_whole_floats_as_ints(obj), floats=True)
+        except RecursionError:  # a cycle, or nesting too deep: rfc8785 below says which
+            fast = None
     if fast is not None:
         return fast  # without allow_floats, provably float-free: no walk needed
     if not allow_floats:

@@ -328,6 +328,22 @@ def test_plain_floats_take_the_fast_path_and_agree_with_rfc8785() -> None:
     for value in (2.0, -0.0, 1e-7, 1e16, 1.5e-05, 1e21, 123456789012345680.0):
         assert _fast_canonical({"v": value}, floats=True) is None, value  # JCS writes these differently
         assert canonical_bytes({"v": value}) == rfc8785.dumps({"v": value}), value
+    # Whole floats are swapped for the integers JCS writes for them, then take the fast path.
+    from audits.core.canonical import _whole_floats_as_ints
+
+    report = {"metrics": {"precision": 1.0, "recall": 0.9}, "difference": 0.0, "neg": -0.0, "big": 2.0**53,
+              "rows": [1.0, 3, "1.0", True, None], "huge": 1e300}
+    converted = _whole_floats_as_ints(report)
+    assert converted["metrics"]["precision"] == 1 and type(converted["metrics"]["precision"]) is int
+    assert type(converted["big"]) is float and type(converted["huge"]) is float  # beyond 2**53 - 1: left alone
+    assert converted["rows"] == [1, 3, "1.0", True, None] and type(converted["rows"][3]) is bool
+    for doc in (report, {"a": [0.0, -2.0, 1e15]}, {"p": 1.0, "q": 3e-07}):
+        assert canonical_bytes(doc) == rfc8785.dumps(doc), doc
+    rng = random.Random(1)
+    for _ in range(500):
+        doc = {"w": float(rng.randrange(-10**9, 10**9)), "f": rng.random(), "l": [float(rng.randrange(100))]}
+        assert _fast_canonical(_whole_floats_as_ints(doc), floats=True) is not None
+        assert canonical_bytes(doc) == rfc8785.dumps(doc), doc
     assert _fast_canonical({"v": 0.5}) is None  # without floats allowed, a float never passes the fast path
     with pytest.raises(CanonicalError):
         canonical_bytes({"v": 0.5}, allow_floats=False)
