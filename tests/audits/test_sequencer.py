@@ -65,6 +65,32 @@ def test_the_nap_grows_while_idle_and_snaps_back_when_events_come(monkeypatch: p
     assert naps == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.1, 0.1, 0.1, 0.01, 0.01, 0.02, 0.01, 0.01])
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_sequencer_reads_the_queue_by_its_key_and_vacuums_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its session has seq scans off, so the oldest-first read stays on the primary key however
+    many empty pages the queue table keeps; and the queue is vacuumed every ``vacuum_every``."""
+    import audits.services as services
+
+    plans: list[str] = []
+    real = services._sequence_batch
+
+    def batch() -> int:
+        with connection.cursor() as cur:
+            cur.execute(f"EXPLAIN SELECT id, body FROM audits_auditpending ORDER BY id LIMIT {services._BATCH}")
+            plans.append(" ".join(row[0] for row in cur.fetchall()))
+        return real()
+
+    monkeypatch.setattr(services, "_sequence_batch", batch)
+    _queue_without_sequencing(5)
+    stop_at = time.monotonic() + 0.5
+    with CaptureQueriesContext(connection) as ctx:
+        services.sequencer_run(should_stop=lambda: time.monotonic() > stop_at, nap=0.01, vacuum_every=0.1)
+    assert plans and all("audits_auditpending_pkey" in plan and "Seq Scan" not in plan for plan in plans), plans
+    assert sum(q["sql"].startswith("VACUUM") for q in ctx.captured_queries) >= 2
+    assert AuditPending.objects.count() == 0
+
+
 def test_bad_idle_nap_is_refused() -> None:
     with pytest.raises(SystemExit):
         call_command("audit_sequencer", "--nap-ms", "50", "--idle-nap-ms", "10", stderr=open(os.devnull, "w"))
