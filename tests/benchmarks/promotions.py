@@ -737,14 +737,14 @@ def run_round(side: Side, clients: Clients, n_clients: int, seconds: float, roun
             errors.append(call.error if not call.ok else (second.error if second else "promote not attempted"))
     wall_a = max(a["wall"] for a in answers_a)
     wall_b = max(a["wall"] for a in answers_b)
-    foreign = None
+    foreign = mine = None
     if cpu0 and cpu1 and cpu2 and cpu3:
         busy = (cpu1.busy - cpu0.busy) + (cpu3.busy - cpu2.busy)
         mine = own_cpu_between(cpu0, cpu1) + own_cpu_between(cpu2, cpu3)
         foreign = round(max(0.0, busy - mine) / (wall_a + wall_b) * 100, 1)
     return {"ops": ops, "lat_register": lat_a, "lat_promote": lat_b, "failed": failed, "errors": errors[:5],
             "wall_register": wall_a, "wall_promote": wall_b, "evidence_seconds": evidence_s,
-            "foreign_cpu_pct": foreign}
+            "foreign_cpu_pct": foreign, "own_cpu_seconds": mine}
 
 
 def p95_target_needs(*, clients: int, ours_p95_ms: float, ours_mean_ms: float, theirs_p95_ms: float,
@@ -786,6 +786,10 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "ops_per_s_by_round": [round(len(r["ops"]) / (r["wall_register"] + r["wall_promote"]), 1) for r in rounds],
         "p95_ms_by_round": [ms(sorted(r["ops"]), 95) for r in rounds],
         "foreign_cpu_pct_by_round": [r["foreign_cpu_pct"] for r in rounds],
+        # CPU of the side's server, database, sequencer and the clients, per op: far steadier than
+        # ops/s on a shared machine, since a neighbour's load slows the clock, not the work
+        "cpu_ms_per_op": (round(sum(r["own_cpu_seconds"] for r in rounds) / len(ops) * 1000, 2)
+                          if ops and all(r.get("own_cpu_seconds") is not None for r in rounds) else None),
         "evidence_seconds": round(sum(r["evidence_seconds"] for r in rounds), 1),
         "error_samples": [e for r in rounds for e in r["errors"]][:8],
     }
@@ -804,6 +808,10 @@ def _print_results(figures: dict[str, dict[str, Any]], ratios: dict[str, dict[st
               f"{f['ops']:>7}{f['failed_ops']:>8}{f['register_p95_ms']:>9.1f}{f['promote_p95_ms']:>9.1f}"
               f"  {rounds}  ({foreign})")
     print()
+    for name, f in figures.items():
+        if f.get("cpu_ms_per_op") is not None:
+            print(f"{name}: {f['cpu_ms_per_op']:.2f} ms of CPU per op (its server, database and sequencer, "
+                  "and the clients)")
     for name, r in ratios.items():
         verdict = "met" if r["targets_met"] else "NOT met"
         if r.get("rate"):
@@ -993,6 +1001,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"round {rnd}/{args.rounds} {side.name}: {len(result['ops'])} ops in {wall:.1f} s = "
                     f"{len(result['ops']) / wall:.1f} ops/s, p95 {p95:.0f} ms, failed {result['failed']}, "
                     f"foreign CPU {result['foreign_cpu_pct']}%"
+                    + (f", own CPU {result['own_cpu_seconds'] / len(result['ops']) * 1000:.2f} ms/op"
+                       if result["own_cpu_seconds"] is not None and result["ops"] else "")
                     + (f", evidence {result['evidence_seconds']:.1f} s (untimed)" if side.kind == "ours" else ""))
                 if side.server.proc.poll() is not None:
                     raise RuntimeError(f"{side.name} server died:\n{side.server.log_tail()}")

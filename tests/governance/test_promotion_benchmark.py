@@ -9,13 +9,14 @@ from tests.benchmarks.promotions import p95_target_needs, summarise
 def _round(ops_s: list[float], wall: float) -> dict:
     return {"ops": ops_s, "lat_register": [x / 2 for x in ops_s], "lat_promote": [x / 2 for x in ops_s],
             "failed": 0, "errors": [], "wall_register": wall / 2, "wall_promote": wall / 2,
-            "evidence_seconds": 0.0, "foreign_cpu_pct": 0.0}
+            "evidence_seconds": 0.0, "foreign_cpu_pct": 0.0, "own_cpu_seconds": 0.012 * len(ops_s)}
 
 
 def test_the_tail_is_p95_over_the_mean() -> None:
     """Every op alike gives a tail of 1; one slow op in twenty lifts the p95, not the mean much."""
     even = summarise([_round([0.05] * 100, 1.0)])
     assert even["mean_ms"] == 50.0 and even["tail"] == 1.0
+    assert even["cpu_ms_per_op"] == 12.0  # the side's own CPU over its ops
     skewed = summarise([_round([0.05] * 90 + [0.2] * 10, 1.0)])
     assert skewed["p95_ms"] == 200.0 and skewed["mean_ms"] == 65.0 and skewed["tail"] == round(200 / 65, 2)
 
