@@ -33,7 +33,7 @@ from governance.models import (
 )
 from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
-from governance.queries import Compiled
+from governance.queries import Compiled, CompiledInsert, compiled_update
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
 from registry.services import lock_model, model_target, stage_move, version_target
@@ -100,6 +100,7 @@ _REPORT_ROWS = Compiled("report_rows", _reports_of, version_id=int)
 _LIVE_WAIVERS = Compiled("live_waivers", lambda version_id: Waiver.objects.filter(version_id=version_id,
                                                                                   revoked_at__isnull=True),
                          version_id=int)
+_INSERT_REQUEST = CompiledInsert(PromotionRequest)
 _OPEN_REQUEST = Compiled(
     "open_promotion", lambda model_id, target_stage: PromotionRequest.objects.filter(
         model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES).order_by(),
@@ -328,7 +329,7 @@ def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: Re
         req.decided_at = now
         req.receipt = _receipt(req, now, waivers)
     req.updated_at = now
-    req.save(update_fields=["state", "decision", "receipt", "decided_at", "updated_at"])
+    compiled_update(req, ["state", "decision", "receipt", "decided_at", "updated_at"])
 
 
 def _payload(req: PromotionRequest) -> dict[str, Any]:
@@ -430,11 +431,11 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         now = timezone.now()
         try:
             # No savepoint: on a violation the whole transaction is abandoned with the 409.
-            req = PromotionRequest.objects.create(
+            req = _INSERT_REQUEST.insert([PromotionRequest(
                 model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
                 requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
                 policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
-                created_at=now, updated_at=now)
+                created_at=now, updated_at=now)])[0]
         except IntegrityError as exc:
             raise Conflict(f"Another promotion of {model.name} to {target_stage} was opened at the same moment.",
                            code="promotion_open") from exc

@@ -14,7 +14,7 @@ from audits.services import Target, audit_append
 from governance.access import Principal, require_team_member
 from governance.errors import Conflict, ValidationFailed
 from governance.models import Team
-from governance.queries import Compiled
+from governance.queries import Compiled, CompiledInsert, compiled_update
 from registry.models import (
     SINGLE_HOLDER_STAGES,
     DataCategory,
@@ -253,6 +253,19 @@ def _numbering(model: RegisteredModel, artifact_sha256: str) -> tuple[int | None
     return last, same_digest
 
 
+# The pipeline's hot writes, their SQL built once per connection (governance.queries.CompiledInsert).
+_INSERT_VERSION = CompiledInsert(ModelVersion)
+_INSERT_TRAINING = CompiledInsert(ModelVersion.training_datasets.through, ignore_conflicts=True)
+_INSERT_EVALUATION = CompiledInsert(ModelVersion.evaluation_datasets.through, ignore_conflicts=True)
+_INSERT_STINTS = CompiledInsert(StageAssignment)
+
+
+def _link(insert: CompiledInsert[Any], version: ModelVersion, datasets: list[Dataset]) -> None:
+    """Link ``datasets`` to the new ``version`` in one statement, each once."""
+    ids = list(dict.fromkeys(d.pk for d in datasets))
+    insert.insert([insert.model(modelversion_id=version.pk, dataset_id=pk) for pk in ids])
+
+
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
                      artifact_size: int | None = None, framework: str = "", code_ref: str = "",
                      parameters: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
@@ -287,15 +300,15 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
                            f"{model.name} version {same_digest}.", code="duplicate_artifact",
                            details={"existing_version": same_digest})
         number = (last or 0) + 1
-        version = ModelVersion.objects.create(
+        version = _INSERT_VERSION.insert([ModelVersion(
             model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
             metrics=metrics, pipeline_run_id=pipeline_run_id, description=description, tags=tags,
-            created_by=actor.user if actor.system is None else None)
-        # add(), not set(): the version is new, so there is nothing to diff against (set() would
-        # first read the empty lineage back, one query per list).
-        version.training_datasets.add(*training)
-        version.evaluation_datasets.add(*evaluation)
+            created_by=actor.user if actor.system is None else None)])[0]
+        # The link rows as add() writes them (ON CONFLICT DO NOTHING), without set()'s read of the
+        # empty lineage a new version has.
+        _link(_INSERT_TRAINING, version, training)
+        _link(_INSERT_EVALUATION, version, evaluation)
         _remember_lineage(version, training=training, evaluation=evaluation)
         audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
                      payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,
@@ -435,17 +448,17 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
             displaced = next((a for a in current if a.stage == stage and a.version_id != version.pk), None)
         if current_of_version is not None:
             current_of_version.ended_at = now
-            current_of_version.save(update_fields=["ended_at"])
+            compiled_update(current_of_version, ["ended_at"])
         rows = []
         if displaced is not None:
             displaced.ended_at = now
-            displaced.save(update_fields=["ended_at"])
+            compiled_update(displaced, ["ended_at"])
             rows.append(StageAssignment(model=model, version_id=displaced.version_id, stage=Stage.ARCHIVED,
                                         started_at=now, started_by=snapshot,
                                         reason=f"displaced from {stage} by v{version.version}"))
         assignment = StageAssignment(model=model, version=version, stage=stage, started_at=now,
                                      started_by=snapshot, reason=reason)
-        StageAssignment.objects.bulk_create([*rows, assignment])  # one INSERT; ids in this order
+        _INSERT_STINTS.insert([*rows, assignment])  # one INSERT; ids in this order
         audit_append(actor=snapshot, action="registry.stage.moved",
                      target=version_target(version),
                      payload={"model": model.name, "version": version.version, "stage": stage,

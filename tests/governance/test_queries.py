@@ -251,3 +251,82 @@ def test_the_hot_reads_generic_plans_use_the_partial_unique_indexes(cast: Cast) 
     assert sql.count("'staging'") == 1 and params == [v.pk, v.model_id]
     control = _generic_plan(sql.replace("'staging'", "%s"), [v.pk, "staging", v.model_id], *stints)
     assert "one_current_holder_per_stage" not in control and "Seq Scan" in control, control
+
+
+def _row(model: Any, pk: int) -> dict[str, Any]:
+    return {k: v for k, v in model.objects.filter(pk=pk).values()[0].items() if k != "id"}
+
+
+def test_a_compiled_insert_writes_what_the_orm_writes(cast: Cast) -> None:
+    """Same columns, same stored values (JSON, NULLs, foreign keys, defaults), key set, instance saved."""
+    from django.utils import timezone
+
+    from governance.queries import CompiledInsert
+    from tests.factories import digest
+
+    model, now = cast.models["alpha"], timezone.now()
+    fields = {"model": model, "artifact_uri": "s3://b/x", "framework": "sklearn", "parameters": {"depth": 3, "lr": 0.1},
+              "metrics": {"auc": 0.9, "none": None}, "tags": {"k": "v"}, "created_at": now, "created_by": None}
+    orm = ModelVersion.objects.create(version=901, artifact_sha256=digest("orm"), **fields)
+    insert = CompiledInsert(ModelVersion)
+    with CaptureQueriesContext(connection) as ctx:
+        [ours] = insert.insert([ModelVersion(version=902, artifact_sha256=digest("ours"), **fields)])
+        insert.insert([ModelVersion(version=903, artifact_sha256=digest("again"), **fields)])
+    assert len(ctx.captured_queries) == 2  # one statement each, nothing read back
+    assert ours.pk is not None and ours._state.adding is False and ours._state.db == "default"
+    expected = _row(ModelVersion, orm.pk) | {"version": 902, "artifact_sha256": digest("ours")}
+    assert _row(ModelVersion, ours.pk) == expected
+    assert ModelVersion.objects.get(pk=ours.pk).artifact_size is None  # a field left unset: its default, as save()
+
+
+def test_a_compiled_insert_of_several_rows_sets_their_keys_in_order(cast: Cast) -> None:
+    from django.utils import timezone
+
+    from governance.queries import CompiledInsert
+    from registry.models import StageAssignment
+
+    v1, v2 = cast.versions["alpha1"], cast.versions["alpha2"]
+    now = timezone.now()
+    rows = [StageAssignment(model=v1.model, version=v, stage="archived", started_at=now, ended_at=now,
+                            started_by={"n": i}, reason=f"r{i}") for i, v in enumerate((v1, v2))]
+    CompiledInsert(StageAssignment).insert(rows)
+    assert rows[0].pk < rows[1].pk
+    assert [(r.version_id, r.reason, r.started_by) for r in StageAssignment.objects.filter(pk__in=[r.pk for r in rows])
+            .order_by("pk")] == [(v1.pk, "r0", {"n": 0}), (v2.pk, "r1", {"n": 1})]
+
+
+def test_a_compiled_insert_ignoring_conflicts_skips_a_duplicate_and_errors_stay_errors(cast: Cast) -> None:
+    from django.db import IntegrityError, transaction
+    from django.db.models import F
+
+    from governance.queries import CompiledInsert
+
+    v, ds = cast.versions["alpha1"], list(cast.datasets.values())[0]
+    through = ModelVersion.training_datasets.through
+    link = CompiledInsert(through, ignore_conflicts=True)
+    link.insert([through(modelversion_id=v.pk, dataset_id=ds.pk)])
+    link.insert([through(modelversion_id=v.pk, dataset_id=ds.pk)])  # as add() would: no error, no second row
+    assert through.objects.filter(modelversion_id=v.pk, dataset_id=ds.pk).count() == 1
+    with pytest.raises(IntegrityError), transaction.atomic():  # the same version number twice
+        CompiledInsert(ModelVersion).insert([ModelVersion(model=v.model, version=v.version, artifact_uri="s3://d",
+                                                          artifact_sha256="0" * 64)])
+    with pytest.raises(TypeError, match="expressions"):
+        CompiledInsert(ModelVersion).insert([ModelVersion(model=v.model, version=F("version"), artifact_uri="s3://e",
+                                                          artifact_sha256="1" * 64)])
+
+
+def test_a_compiled_update_saves_the_named_fields_and_refuses_a_missing_row(cast: Cast) -> None:
+    from django.db import DatabaseError
+
+    from governance.queries import compiled_update
+
+    v = cast.versions["alpha1"]
+    v.description, v.tags, v.framework = "new words", {"team": "x"}, "not saved"
+    with CaptureQueriesContext(connection) as ctx:
+        compiled_update(v, ["description", "tags"])
+    assert len(ctx.captured_queries) == 1
+    fresh = ModelVersion.objects.get(pk=v.pk)
+    assert (fresh.description, fresh.tags) == ("new words", {"team": "x"}) and fresh.framework != "not saved"
+    gone = ModelVersion(pk=10**9, model=v.model, version=1)
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        compiled_update(gone, ["description"])
