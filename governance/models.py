@@ -145,12 +145,12 @@ class PromotionRequest(models.Model):
             models.UniqueConstraint(fields=["requested_by", "idempotency_key"],
                                     condition=~models.Q(idempotency_key=""), name="promotion_idempotency_key"),
         ]
-        # The two partial unique indexes above guard integrity, but a prepared statement's generic
-        # plan cannot use them: it cannot prove that a parameter ``state IN ($1, $2, $3)`` or
-        # ``idempotency_key = $4`` meets their conditions. Every promotion request looks up "the
-        # open request for this stage, or my earlier request with this key" under the model lock;
-        # without these it read every request of the model and of the requesting account, a cost
-        # that grew with history (0.3 ms at a few thousand requests in the promotion benchmark).
+        # The two partial unique indexes above guard integrity. A prepared statement's generic plan
+        # can use them only where the query names their constants literally: the compiled lookup
+        # of "the open request for this stage, or my earlier request with this key" does
+        # (governance.queries.inline_constants). These plain indexes serve every other reader,
+        # whose ``state IN ($1, $2, $3)`` or ``idempotency_key = $4`` arrive as parameters;
+        # without them such a read walked every request of the model or of the account.
         indexes = [models.Index(fields=["model", "target_stage", "state"], name="promotion_open_lookup"),
                    models.Index(fields=["requested_by", "idempotency_key"], name="promotion_replay_lookup")]
 

@@ -125,7 +125,10 @@ class Compiled(Generic[M]):
     a ``None`` that becomes ``IS NULL`` or an out-of-range integer is refused at that first call,
     and an ``__in`` list takes one declared value per element.
     Rows become instances exactly as ``QuerySet`` makes them (Django's own converters and
-    ``select_related`` populators), so a compiled read returns what the queryset would.
+    ``select_related`` populators), so a compiled read returns what the queryset would. Every
+    other value in the SQL (a state list, a stage name, a permission codename) is written in as a
+    literal (``inline_constants``), so PostgreSQL can plan the statement once and still use the
+    partial indexes those constants name.
     """
 
     _INT_BASE = 2_000_000_000  # within every integer column's range, so no lookup turns it away

@@ -154,10 +154,11 @@ class StageAssignment(models.Model):
             models.UniqueConstraint(
                 fields=["version"], condition=Q(ended_at__isnull=True), name="one_current_stage_per_version"),
         ]
-        # stage_current_lookup serves "who holds this stage now" on every stage move: its condition
-        # is the literal ``ended_at IS NULL`` that query carries, so even a prepared statement's
-        # generic plan uses it (the partial unique index above also names the stages, which a
-        # parameter cannot be proven to match); without it the read walked the model's history.
+        # stage_current_lookup serves reads of a model's current stints (any stage). The stage
+        # move's own read of "who holds this stage now" names its stage as a literal
+        # (registry.services._current_stints), so its generic plan uses the partial unique index
+        # above instead: the unique check on every new stint keeps that one free of ended stints,
+        # while this one keeps them until a vacuum (docs/benchmarks/promotions.md).
         indexes = [models.Index(fields=["model", "stage", "started_at"], name="stage_history_lookup"),
                    models.Index(fields=["model", "stage"], condition=Q(ended_at__isnull=True),
                                 name="stage_current_lookup")]
