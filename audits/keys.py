@@ -50,6 +50,15 @@ def _publish(verifier: VerifierKey) -> None:
 _loaded: tuple[tuple[object, ...], SignerKey] | None = None
 
 
+def _file_stamp(path: Path) -> tuple[object, ...]:
+    """What identifies this version of the key file (empty if there is none): a rewrite changes it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return ()
+    return ("file", str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def signing_key() -> SignerKey:
     """The active signer; in development it is created on first use.
 
@@ -66,11 +75,7 @@ def signing_key() -> SignerKey:
             _loaded = (source, SignerKey.parse(settings.AUDIT_SIGNING_KEY))
         return _loaded[1]
     path = _key_dir() / "signing.key"
-    try:
-        st = path.stat()
-        source = ("file", str(path), st.st_ino, st.st_size, st.st_mtime_ns)
-    except FileNotFoundError:
-        source = ()
+    source = _file_stamp(path)
     if source and _loaded is not None and _loaded[0] == source:
         return _loaded[1]
     if source:
@@ -81,8 +86,7 @@ def signing_key() -> SignerKey:
     else:
         key = SignerKey.generate(_key_name())
         _write_private(path, key.encode())
-        st = path.stat()
-        source = ("file", str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+        source = _file_stamp(path)
     _publish(key.verifier())
     _loaded = (source, key)
     return key

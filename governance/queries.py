@@ -4,8 +4,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Generic, TypeVar
 
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Model, QuerySet
+from django.db.models import sql as sql_query
+from django.db.models.constants import OnConflict
 from django.db.models.query import ModelIterable, get_related_populators
 
 M = TypeVar("M", bound=Model)
@@ -25,6 +27,11 @@ def by_key(qs: QuerySet[M]) -> M | None:
 
 
 _PLACEHOLDER = re.compile(r"%%|%s")
+
+
+def _plans(using: str) -> dict[Any, Any]:
+    """This connection's built statements: they live and die with the connection."""
+    return connections[using].__dict__.setdefault("_compiled_plans", {})
 
 
 def _literal(value: Any) -> str | None:
@@ -143,8 +150,7 @@ class Compiled(Generic[M]):
             for i, (key, kind) in enumerate(kinds.items())}
 
     def _plan(self: Compiled[M], using: str) -> _Plan:
-        connection = connections[using]
-        plans = connection.__dict__.setdefault("_compiled_plans", {})  # lives and dies with the connection
+        plans = _plans(using)
         plan = plans.get(self.name)
         if plan is None:
             plan = plans[self.name] = _Plan(self.build(**self.sentinels), self.sentinels)
@@ -201,11 +207,8 @@ class CompiledInsert(Generic[M]):
 
     def _sql(self: CompiledInsert[M], using: str, objs: list[M]) -> tuple[str, bool, bool]:
         """Django's SQL for ``len(objs)`` rows; whether it returns keys; whether it takes columns (UNNEST)."""
-        from django.db.models import sql as sql_query
-        from django.db.models.constants import OnConflict
-
         connection = connections[using]
-        plans = connection.__dict__.setdefault("_compiled_plans", {})
+        plans = _plans(using)
         key = (self.key, len(objs))
         plan = plans.get(key)
         if plan is None:
@@ -270,12 +273,10 @@ def compiled_update(obj: Model, fields: list[str], using: str = "default") -> No
     The same values go to the database (each field's ``pre_save`` and ``get_db_prep_save``) and
     the same ``DatabaseError`` is raised when no row was updated; no signals are sent.
     """
-    from django.db import DatabaseError
-
     connection = connections[using]
     meta = obj._meta
     targets = [meta.get_field(name) for name in fields]
-    plans = connection.__dict__.setdefault("_compiled_plans", {})
+    plans = _plans(using)
     key = ("update", meta.label, tuple(fields))
     sql = plans.get(key)
     if sql is None:
