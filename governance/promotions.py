@@ -33,7 +33,7 @@ from governance.models import (
 )
 from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
-from governance.queries import Compiled, CompiledInsert, compiled_update
+from governance.queries import Compiled, CompiledInsert, compiled_update, reserve_key
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
 from registry.services import lock_model, model_target, stage_move, version_target
@@ -101,6 +101,7 @@ _LIVE_WAIVERS = Compiled("live_waivers", lambda version_id: Waiver.objects.filte
                                                                                   revoked_at__isnull=True),
                          version_id=int)
 _INSERT_REQUEST = CompiledInsert(PromotionRequest)
+_INSERT_KEYED_REQUEST = CompiledInsert(PromotionRequest, with_key=True)
 _OPEN_REQUEST = Compiled(
     "open_promotion", lambda model_id, target_stage: PromotionRequest.objects.filter(
         model_id=model_id, target_stage=target_stage, state__in=OPEN_PROMOTION_STATES).order_by(),
@@ -295,10 +296,12 @@ def _receipt(req: PromotionRequest, now: datetime, waivers: list[Waiver] | None 
     return sign_note(canonical_bytes(body).decode("utf-8") + "\n", [signing_key()]).decode("utf-8")
 
 
-def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: RegisteredModel | None = None) -> None:
+def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: RegisteredModel | None = None,
+            write: bool = True) -> None:
     """Evaluate the gates and move the request (and, when everything passed, the stage).
 
     ``model``: the request's model, already locked by the caller in this transaction.
+    ``write``: save the decision on the request's row; False when the caller inserts the row next.
     """
     waivers: list[Waiver] | None = None
     if req.policy is None:
@@ -329,7 +332,8 @@ def _decide(req: PromotionRequest, actor: Principal, now: datetime, *, model: Re
         req.decided_at = now
         req.receipt = _receipt(req, now, waivers)
     req.updated_at = now
-    compiled_update(req, ["state", "decision", "receipt", "decided_at", "updated_at"])
+    if write:
+        compiled_update(req, ["state", "decision", "receipt", "decided_at", "updated_at"])
 
 
 def _payload(req: PromotionRequest) -> dict[str, Any]:
@@ -388,6 +392,15 @@ def promotion_rollback(*, actor: Principal, model: RegisteredModel, stage: str, 
                          idempotency_key=idempotency_key, kind=PromotionKind.ROLLBACK)
 
 
+def _insert_request(req: PromotionRequest, statement: CompiledInsert[PromotionRequest]) -> None:
+    try:
+        # No savepoint: on a violation the whole transaction is abandoned with the 409.
+        statement.insert([req])
+    except IntegrityError as exc:
+        raise Conflict(f"Another promotion of {req.model.name} to {req.target_stage} was opened at the same moment.",
+                       code="promotion_open") from exc
+
+
 def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str, reason: str, idempotency_key: str,
                   kind: str) -> tuple[PromotionRequest, bool]:
     actor.require("request_promotion", target=version_target(version), action="governance.promotion.requested")
@@ -429,18 +442,22 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
                            code="stage_changed")
         in_force = policy_in_force(model=model, stage=target_stage, kind=kind)
         now = timezone.now()
-        try:
-            # No savepoint: on a violation the whole transaction is abandoned with the 409.
-            req = _INSERT_REQUEST.insert([PromotionRequest(
-                model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
-                requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
-                policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
-                created_at=now, updated_at=now)])[0]
-        except IntegrityError as exc:
-            raise Conflict(f"Another promotion of {model.name} to {target_stage} was opened at the same moment.",
-                           code="promotion_open") from exc
+        req = PromotionRequest(
+            model=model, version=version, target_stage=target_stage, kind=kind, reason=reason,
+            requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
+            policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
+            created_at=now, updated_at=now)
+        # Where the database hands out keys ahead (PostgreSQL), the request is judged first and
+        # inserted once, decided; elsewhere it is inserted, judged, then updated. Either way in
+        # one transaction, so no reader ever sees it half-decided.
+        req.pk = reserve_key(PromotionRequest)
         approval_rows(req, new=True)
-        _decide(req, actor, now, model=model)
+        if req.pk is None:
+            _insert_request(req, _INSERT_REQUEST)
+            _decide(req, actor, now, model=model)
+        else:
+            _decide(req, actor, now, model=model, write=False)
+            _insert_request(req, _INSERT_KEYED_REQUEST)
         audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
                      payload=_payload(req) | {"reason": reason})
         notify_promotion_decision(req, "governance.promotion.requested")

@@ -198,12 +198,16 @@ class CompiledInsert(Generic[M]):
     adds Django's ``ON CONFLICT DO NOTHING`` and returns no keys, as ``bulk_create`` does.
     """
 
-    def __init__(self: CompiledInsert[M], model: type[M], *, ignore_conflicts: bool = False) -> None:
+    def __init__(self: CompiledInsert[M], model: type[M], *, ignore_conflicts: bool = False,
+                 with_key: bool = False) -> None:
+        """``with_key``: the instances carry their primary key (from ``reserve_key``), which is inserted as is."""
         self.model = model
         self.ignore_conflicts = ignore_conflicts
+        self.with_key = with_key
         meta = model._meta
-        self.fields = [f for f in meta.concrete_fields if not f.generated and f is not meta.auto_field]
-        self.key = f"insert:{meta.label}:{int(ignore_conflicts)}"
+        self.fields = [f for f in meta.concrete_fields
+                       if not f.generated and (with_key or f is not meta.auto_field)]
+        self.key = f"insert:{meta.label}:{int(ignore_conflicts)}:{int(with_key)}"
 
     def _sql(self: CompiledInsert[M], using: str, objs: list[M]) -> tuple[str, bool, bool]:
         """Django's SQL for ``len(objs)`` rows; whether it returns keys; whether it takes columns (UNNEST)."""
@@ -216,7 +220,7 @@ class CompiledInsert(Generic[M]):
             query.insert_values(self.fields, objs, raw=False)
             compiler = query.get_compiler(using=using)
             features = connection.features
-            returning = not self.ignore_conflicts and (
+            returning = not self.ignore_conflicts and not self.with_key and (
                 features.can_return_rows_from_bulk_insert if len(objs) > 1 else features.can_return_columns_from_insert)
             if not returning and not self.ignore_conflicts and len(objs) > 1:
                 raise TypeError("compiled insert: this database cannot return the keys of several new rows")
@@ -248,6 +252,8 @@ class CompiledInsert(Generic[M]):
         """Insert ``objs`` (new instances) in one statement; their primary keys are set, as ``bulk_create`` sets them."""
         if not objs:
             return objs
+        if self.with_key and any(obj.pk is None for obj in objs):
+            raise TypeError(f"compiled insert of {self.model._meta.label}: every row needs its reserved key")
         sql, returning, by_column = self._sql(using, objs)
         params = self._params(using, objs, by_column)
         connection = connections[using]
@@ -259,12 +265,40 @@ class CompiledInsert(Generic[M]):
                     raise TypeError(f"compiled insert: {len(keys)} keys for {len(objs)} rows")
                 for obj, (pk,) in zip(objs, keys):
                     obj.pk = pk
-            elif not self.ignore_conflicts:
+            elif not self.ignore_conflicts and not self.with_key:
                 objs[0].pk = connection.ops.last_insert_id(cursor, self.model._meta.db_table, self.model._meta.pk.column)
         for obj in objs:
             obj._state.adding = False
             obj._state.db = using
         return objs
+
+
+def reserve_key(model: type[Model], using: str = "default") -> int | None:
+    """The next primary key of ``model``'s table, taken from its sequence now; None where there is none.
+
+    Why: a row whose content depends on its own key (a promotion request's receipt and stage
+    history name it) can then be inserted once, complete, instead of inserted and then updated
+    in the same transaction, which costs a statement, a second version of the row and a second
+    entry in each of its indexes. PostgreSQL's sequences hand out each value once, whatever
+    happens to the transaction. SQLite has no sequence to take from: callers insert first there.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return None
+    plans = _plans(using)
+    key = ("reserve", model._meta.label)
+    sequence = plans.get(key)
+    with connection.cursor() as cursor:
+        if sequence is None:
+            meta = model._meta
+            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)",
+                           [connection.ops.quote_name(meta.db_table), meta.pk.column])
+            row = cursor.fetchone()
+            if not row or not row[0]:
+                raise TypeError(f"{meta.label}'s primary key has no sequence")
+            sequence = plans[key] = row[0]
+        cursor.execute("SELECT nextval(%s::regclass)", [sequence])
+        return int(cursor.fetchone()[0])
 
 
 def compiled_update(obj: Model, fields: list[str], using: str = "default") -> None:

@@ -193,17 +193,17 @@ class SignerKey:
     seed: bytes = field(repr=False)
     public_key: bytes = field(init=False, repr=False, compare=False)
     key_id: int = field(init=False, compare=False)
+    # Loaded once: loading the seed again for each signature cost as much as signing.
+    _private: Ed25519PrivateKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not is_valid_key_name(self.name):
             raise MalformedNoteError(f"invalid key name {self.name!r}")
         if not isinstance(self.seed, bytes) or len(self.seed) != 32:
             raise MalformedNoteError("Ed25519 seeds are 32 bytes")
-        public = (
-            Ed25519PrivateKey.from_private_bytes(self.seed)
-            .public_key()
-            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        )
+        private = Ed25519PrivateKey.from_private_bytes(self.seed)
+        public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        object.__setattr__(self, "_private", private)
         object.__setattr__(self, "public_key", public)
         object.__setattr__(self, "key_id", key_id(self.name, public))
 
@@ -245,7 +245,7 @@ class SignerKey:
 
     def sign(self, message: bytes) -> bytes:
         """Raw 64-byte Ed25519 signature of ``message``."""
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return self._private.sign(message)
 
 
 @dataclass(frozen=True)

@@ -408,6 +408,15 @@ def test_the_pipelines_register_and_promote_stay_within_their_query_budget(cast:
     own_register, own_promote = _own_queries(register.captured_queries), _own_queries(promote.captured_queries)
     assert len(own_register) <= 10, "\n".join(own_register)
     assert len(own_promote) <= 15, "\n".join(own_promote)
+    # On PostgreSQL the request is judged first and inserted once, decided (its key reserved
+    # ahead); SQLite, with no sequence to reserve from, inserts it and then saves the decision.
+    table = '"governance_promotionrequest"'
+    inserts = [q for q in own_promote if q.startswith(f"INSERT INTO {table}")]
+    updates = [q for q in own_promote if q.startswith(f"UPDATE {table}")]
+    assert len(inserts) == 1 and len(updates) == (0 if connection.vendor == "postgresql" else 1), own_promote
+    row = PromotionRequest.objects.get(pk=r.json()["id"])
+    assert (row.state, row.decided_at is not None) == ("promoted", True)
+    assert json.loads(row.receipt.split("\n", 1)[0])["promotion"] == row.pk  # the receipt names the stored row
 
 
 def test_the_hand_built_promotion_answer_equals_the_serializer(policy: dict[str, Any], cast: Cast,

@@ -330,3 +330,29 @@ def test_a_compiled_update_saves_the_named_fields_and_refuses_a_missing_row(cast
     gone = ModelVersion(pk=10**9, model=v.model, version=1)
     with pytest.raises(DatabaseError, match="did not affect any rows"):
         compiled_update(gone, ["description"])
+
+
+def test_a_reserved_key_comes_from_the_sequence_on_postgresql_and_is_none_elsewhere(cast: Cast) -> None:
+    """Reserved keys never repeat and are never handed out again by a plain insert."""
+    from governance.queries import CompiledInsert, reserve_key
+    from tests.factories import digest
+
+    v = cast.versions["alpha1"]
+    first = reserve_key(ModelVersion)
+    if connection.vendor != "postgresql":
+        assert first is None  # SQLite has no sequence to take from: callers insert first there
+        return
+    second = reserve_key(ModelVersion)
+    assert isinstance(first, int) and second is not None and second > first
+    keyed = CompiledInsert(ModelVersion, with_key=True)
+    with CaptureQueriesContext(connection) as ctx:
+        [row] = keyed.insert([ModelVersion(pk=first, model=v.model, version=951, artifact_uri="s3://k",
+                                           artifact_sha256=digest("keyed"))])
+    assert len(ctx.captured_queries) == 1 and "RETURNING" not in ctx.captured_queries[0]["sql"].upper()
+    assert row.pk == first and ModelVersion.objects.get(pk=first).version == 951
+    # A plain insert afterwards takes a later key: the one reserved (and unused) stays unused.
+    [plain] = CompiledInsert(ModelVersion).insert([ModelVersion(model=v.model, version=952, artifact_uri="s3://p",
+                                                                artifact_sha256=digest("plain"))])
+    assert plain.pk > second
+    with pytest.raises(TypeError, match="reserved key"):
+        keyed.insert([ModelVersion(model=v.model, version=953, artifact_uri="s3://n", artifact_sha256=digest("n"))])
