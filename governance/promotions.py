@@ -33,10 +33,10 @@ from governance.models import (
 )
 from governance.notifications import notify_promotion_decision
 from governance.policy import Policy, parse_policy, policy_from_data
-from governance.queries import Compiled, CompiledInsert, compiled_update, reserve_key
+from governance.queries import Compiled, CompiledInsert, compiled_update
 from governance.roles import ROLES
 from registry.models import SINGLE_HOLDER_STAGES, ModelVersion, RegisteredModel, StageAssignment
-from registry.services import lock_model, model_target, stage_move, version_target
+from registry.services import lock_model_reserving, model_target, stage_move, version_target
 
 RECEIPT_TYPE = "govaudit.promotion-decision/v1"
 MAX_WAIVER_DAYS = 180
@@ -413,7 +413,9 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         raise ValidationFailed("Idempotency-Key must be at most 128 characters.", code="invalid_idempotency_key")
     user = actor.user if actor.system is None else None
     with transaction.atomic():
-        model = lock_model(version.model)
+        # The model's lock, and the key the new request will have where the database hands out
+        # keys ahead (PostgreSQL): the request is then judged first and inserted once, decided.
+        model, key = lock_model_reserving(version.model, PromotionRequest)
         # The request this key already made, and the open request for the model and stage (at
         # most one: a partial unique constraint), in one read under the model's lock.
         if idempotency_key and user is not None:
@@ -447,10 +449,10 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
             requested_by=user, requester=actor.snapshot(), idempotency_key=idempotency_key if user else "",
             policy=in_force[0] if in_force else None, state=PromotionState.WAITING_FOR_EVIDENCE,
             created_at=now, updated_at=now)
-        # Where the database hands out keys ahead (PostgreSQL), the request is judged first and
-        # inserted once, decided; elsewhere it is inserted, judged, then updated. Either way in
-        # one transaction, so no reader ever sees it half-decided.
-        req.pk = reserve_key(PromotionRequest)
+        # With a key reserved, judged first and inserted once, decided; elsewhere (SQLite)
+        # inserted, judged, then updated. Either way in one transaction: no reader ever sees
+        # the request half-decided.
+        req.pk = key
         approval_rows(req, new=True)
         if req.pk is None:
             _insert_request(req, _INSERT_REQUEST)

@@ -273,30 +273,43 @@ class CompiledInsert(Generic[M]):
         return objs
 
 
-def reserve_key(model: type[Model], using: str = "default") -> int | None:
-    """The next primary key of ``model``'s table, taken from its sequence now; None where there is none.
+def key_sequence(model: type[Model], using: str = "default") -> str | None:
+    """The sequence ``model``'s primary keys come from (looked up once per connection); None on SQLite.
 
     Why: a row whose content depends on its own key (a promotion request's receipt and stage
-    history name it) can then be inserted once, complete, instead of inserted and then updated
-    in the same transaction, which costs a statement, a second version of the row and a second
-    entry in each of its indexes. PostgreSQL's sequences hand out each value once, whatever
-    happens to the transaction. SQLite has no sequence to take from: callers insert first there.
+    history name it) can take its key first and be inserted once, complete, instead of inserted
+    and then updated in the same transaction, which costs a statement, a second version of the
+    row and a second entry in each of its indexes. PostgreSQL's sequences hand out each value
+    once, whatever becomes of the transaction. SQLite has no sequence to take from: callers
+    insert first there.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
         return None
     plans = _plans(using)
-    key = ("reserve", model._meta.label)
+    key = ("sequence", model._meta.label)
     sequence = plans.get(key)
-    with connection.cursor() as cursor:
-        if sequence is None:
-            meta = model._meta
+    if sequence is None:
+        meta = model._meta
+        with connection.cursor() as cursor:
             cursor.execute("SELECT pg_get_serial_sequence(%s, %s)",
                            [connection.ops.quote_name(meta.db_table), meta.pk.column])
             row = cursor.fetchone()
-            if not row or not row[0]:
-                raise TypeError(f"{meta.label}'s primary key has no sequence")
-            sequence = plans[key] = row[0]
+        if not row or not row[0]:
+            raise TypeError(f"{meta.label}'s primary key has no sequence")
+        sequence = plans[key] = row[0]
+    return sequence
+
+
+def reserve_key(model: type[Model], using: str = "default") -> int | None:
+    """The next primary key of ``model``'s table, taken from its sequence now; None on SQLite (``key_sequence``).
+
+    ``registry.services.lock_model`` can take one in the statement that locks a model instead.
+    """
+    sequence = key_sequence(model, using)
+    if sequence is None:
+        return None
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT nextval(%s::regclass)", [sequence])
         return int(cursor.fetchone()[0])
 

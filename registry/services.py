@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Model, OuterRef, Q, Subquery
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -14,7 +14,7 @@ from audits.services import Target, audit_append
 from governance.access import Principal, require_team_member
 from governance.errors import Conflict, ValidationFailed
 from governance.models import Team
-from governance.queries import Compiled, CompiledInsert, compiled_update
+from governance.queries import Compiled, CompiledInsert, compiled_update, key_sequence
 from registry.models import (
     SINGLE_HOLDER_STAGES,
     DataCategory,
@@ -44,20 +44,31 @@ def lock_model(model: RegisteredModel) -> RegisteredModel:
     is returned. The other fields are as the caller read them. SQLite has no row locks: there the
     write transaction (``BEGIN IMMEDIATE``, governance.settings) already holds the database.
     """
+    return lock_model_reserving(model, None)[0]
+
+
+def lock_model_reserving(model: RegisteredModel, reserve: type[Model] | None) -> tuple[RegisteredModel, int | None]:
+    """``lock_model``, and in the same statement the next key of ``reserve``'s table (``governance.queries.reserve_key``).
+
+    The key is None where the database has no sequence (SQLite). A key taken and not used (the
+    caller then finds a replay or a conflict) is simply skipped, as a rolled-back insert's is.
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_model must run inside the transaction that needs the lock")
     table = connection.ops.quote_name(RegisteredModel._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sequence = key_sequence(reserve) if reserve is not None else None
+    key_column, params = (", nextval(%s::regclass)", [sequence, model.pk]) if sequence else ("", [model.pk])
     with connection.cursor() as cur:
-        cur.execute(f"SELECT archived, name, risk_tier, team_id FROM {table} WHERE id = %s{lock}", [model.pk])
+        cur.execute(f"SELECT archived, name, risk_tier, team_id{key_column} FROM {table} WHERE id = %s{lock}", params)
         row = cur.fetchone()
     if row is None:
         raise RegisteredModel.DoesNotExist(f"Model {model.pk} no longer exists.")
-    archived, name, risk_tier, team_id = row
+    archived, name, risk_tier, team_id = row[:4]
     if team_id != model.team_id:
         RegisteredModel.team.field.delete_cached_value(model)
     model.archived, model.name, model.risk_tier, model.team_id = bool(archived), name, risk_tier, team_id
-    return model
+    return model, (int(row[4]) if sequence else None)
 
 
 def model_target(model: RegisteredModel) -> Target:

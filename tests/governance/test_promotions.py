@@ -414,6 +414,10 @@ def test_the_pipelines_register_and_promote_stay_within_their_query_budget(cast:
     inserts = [q for q in own_promote if q.startswith(f"INSERT INTO {table}")]
     updates = [q for q in own_promote if q.startswith(f"UPDATE {table}")]
     assert len(inserts) == 1 and len(updates) == (0 if connection.vendor == "postgresql" else 1), own_promote
+    # The key comes with the model's lock, not in a statement of its own.
+    reserving = [q for q in own_promote if "nextval" in q]
+    assert reserving == ([q for q in own_promote if "FOR UPDATE" in q and "registry_registeredmodel" in q]
+                         if connection.vendor == "postgresql" else []), own_promote
     row = PromotionRequest.objects.get(pk=r.json()["id"])
     assert (row.state, row.decided_at is not None) == ("promoted", True)
     assert json.loads(row.receipt.split("\n", 1)[0])["promotion"] == row.pk  # the receipt names the stored row

@@ -194,6 +194,54 @@ def test_the_api_docs_load_their_script_from_our_own_origin(client: Any) -> None
     assert "unsafe-inline" not in client.get("/healthz")["Content-Security-Policy"]
 
 
+def test_our_csp_middleware_writes_what_django_csps_writes(settings: Any) -> None:
+    """The headers built once (``governance.middleware.CSPMiddleware``) are django-csp's own, case by case."""
+    from csp.decorators import csp_exempt, csp_update
+    from csp.exceptions import CSPNonceError
+    from csp.middleware import CSPMiddleware as Theirs
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from governance.middleware import CSPMiddleware as Ours
+
+    def responses() -> list[tuple[str, Any]]:
+        plain = HttpResponse("x")
+        updated = csp_update({"style-src": ["'unsafe-inline'"]})(lambda request: HttpResponse("y"))(None)
+        exempt = csp_exempt()(lambda request: HttpResponse("z"))(None)
+        preset = HttpResponse("w")
+        preset["Content-Security-Policy"] = "default-src 'none'"
+        return [("/api/v1/me/", plain), ("/api/docs/", updated), ("/x/", exempt), ("/y/", preset),
+                ("/static/app.css", HttpResponse("s"))]
+
+    def headers(middleware: Any, nonce: bool = False) -> list[dict[str, str]]:
+        out = []
+        for path, response in responses():
+            request = RequestFactory().get(path)
+            middleware.process_request(request)
+            if nonce:
+                str(request.csp_nonce)  # a template asked for a nonce
+            middleware.process_response(request, response)
+            out.append({k: v.replace(getattr(request, "_csp_nonce", "") or "\0", "NONCE")
+                        for k, v in response.items() if k.startswith("Content-Security-Policy")})
+        return out
+
+    ours, theirs = Ours(lambda r: HttpResponse()), Theirs(lambda r: HttpResponse())
+    assert headers(ours) == headers(theirs) and headers(ours, nonce=True) == headers(theirs, nonce=True)
+    assert "Content-Security-Policy" in headers(ours)[0]
+    # A changed policy is picked up at once, report-only and excluded prefixes included.
+    settings.CONTENT_SECURITY_POLICY = {"EXCLUDE_URL_PREFIXES": ["/static/"],
+                                        "DIRECTIVES": {"default-src": ["'self'"], "img-src": ["https://img.example"]}}
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    changed = headers(ours)
+    assert changed == headers(theirs) and "img.example" in changed[0]["Content-Security-Policy"]
+    assert changed[0]["Content-Security-Policy-Report-Only"] and "Content-Security-Policy" not in changed[4]
+    request = RequestFactory().get("/")
+    ours.process_request(request)
+    ours.process_response(request, HttpResponse())
+    with pytest.raises(CSPNonceError):
+        str(request.csp_nonce)  # too late for a nonce: an error, as with django-csp
+
+
 def test_sessions_expire_when_idle_and_after_their_lifetime(cast: Cast, settings: Any) -> None:
     set_password(cast.users["auditor"])
     client = Client()
