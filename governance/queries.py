@@ -248,14 +248,27 @@ class CompiledInsert(Generic[M]):
             return [list(column) for column in zip(*rows)]
         return [value for row in rows for value in row]
 
+    def statement(self: CompiledInsert[M], objs: list[M], using: str = "default") -> tuple[str, list[Any], bool]:
+        """The SQL and parameters that insert ``objs``, and whether the SQL returns their keys (to embed it)."""
+        if not objs:
+            raise TypeError("compiled insert: no rows")
+        if self.with_key and any(obj.pk is None for obj in objs):
+            raise TypeError(f"compiled insert of {self.model._meta.label}: every row needs its reserved key")
+        sql, returning, by_column = self._sql(using, objs)
+        return sql, self._params(using, objs, by_column), returning
+
+    def inserted(self: CompiledInsert[M], objs: list[M], using: str = "default") -> list[M]:
+        """Mark ``objs`` as saved (in ``using``), as ``bulk_create`` does; their keys are set by the caller."""
+        for obj in objs:
+            obj._state.adding = False
+            obj._state.db = using
+        return objs
+
     def insert(self: CompiledInsert[M], objs: list[M], using: str = "default") -> list[M]:
         """Insert ``objs`` (new instances) in one statement; their primary keys are set, as ``bulk_create`` sets them."""
         if not objs:
             return objs
-        if self.with_key and any(obj.pk is None for obj in objs):
-            raise TypeError(f"compiled insert of {self.model._meta.label}: every row needs its reserved key")
-        sql, returning, by_column = self._sql(using, objs)
-        params = self._params(using, objs, by_column)
+        sql, params, returning = self.statement(objs, using)
         connection = connections[using]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -267,10 +280,7 @@ class CompiledInsert(Generic[M]):
                     obj.pk = pk
             elif not self.ignore_conflicts and not self.with_key:
                 objs[0].pk = connection.ops.last_insert_id(cursor, self.model._meta.db_table, self.model._meta.pk.column)
-        for obj in objs:
-            obj._state.adding = False
-            obj._state.db = using
-        return objs
+        return self.inserted(objs, using)
 
 
 def key_sequence(model: type[Model], using: str = "default") -> str | None:

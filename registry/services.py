@@ -277,6 +277,36 @@ def _link(insert: CompiledInsert[Any], version: ModelVersion, datasets: list[Dat
     insert.insert([insert.model(modelversion_id=version.pk, dataset_id=pk) for pk in ids])
 
 
+def _insert_version(version: ModelVersion, training: list[Dataset], evaluation: list[Dataset]) -> ModelVersion:
+    """Insert a new version and its lineage links (as ``add()`` writes them: ON CONFLICT DO NOTHING).
+
+    On PostgreSQL in one statement: the version's own INSERT (``_INSERT_VERSION``'s SQL, values
+    prepared by each field) with the two link INSERTs as data-modifying CTEs reading its key.
+    That is two round trips fewer on every registration; SQLite, which cannot take an INSERT in
+    a CTE, runs the same three inserts one by one.
+    """
+    if connection.vendor != "postgresql":
+        _INSERT_VERSION.insert([version])
+        _link(_INSERT_TRAINING, version, training)
+        _link(_INSERT_EVALUATION, version, evaluation)
+        return version
+    sql, params, returning = _INSERT_VERSION.statement([version])
+    if not returning:
+        raise TypeError("the version's insert does not return its key")
+    qn = connection.ops.quote_name
+    links = []
+    for name, insert, datasets in (("t", _INSERT_TRAINING, training), ("e", _INSERT_EVALUATION, evaluation)):
+        meta = insert.model._meta
+        links.append(f"{name} AS (INSERT INTO {qn(meta.db_table)} ({qn(meta.get_field('modelversion').column)}, "
+                     f"{qn(meta.get_field('dataset').column)}) SELECT v.id, d FROM v, unnest(%s::bigint[]) AS d "
+                     f"ON CONFLICT DO NOTHING)")
+        params.append(list(dict.fromkeys(d.pk for d in datasets)))
+    with connection.cursor() as cur:
+        cur.execute(f"WITH v AS ({sql}), {', '.join(links)} SELECT id FROM v", params)
+        version.pk = cur.fetchone()[0]
+    return _INSERT_VERSION.inserted([version])[0]
+
+
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
                      artifact_size: int | None = None, framework: str = "", code_ref: str = "",
                      parameters: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None,
@@ -311,15 +341,13 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
                            f"{model.name} version {same_digest}.", code="duplicate_artifact",
                            details={"existing_version": same_digest})
         number = (last or 0) + 1
-        version = _INSERT_VERSION.insert([ModelVersion(
+        # The link rows as add() writes them, without set()'s read of the empty lineage a new
+        # version has.
+        version = _insert_version(ModelVersion(
             model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
             metrics=metrics, pipeline_run_id=pipeline_run_id, description=description, tags=tags,
-            created_by=actor.user if actor.system is None else None)])[0]
-        # The link rows as add() writes them (ON CONFLICT DO NOTHING), without set()'s read of the
-        # empty lineage a new version has.
-        _link(_INSERT_TRAINING, version, training)
-        _link(_INSERT_EVALUATION, version, evaluation)
+            created_by=actor.user if actor.system is None else None), training, evaluation)
         _remember_lineage(version, training=training, evaluation=evaluation)
         audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
                      payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,

@@ -374,7 +374,10 @@ def _own_queries(captured: list[dict[str, Any]]) -> list[str]:
 
 
 def test_the_pipelines_register_and_promote_stay_within_their_query_budget(cast: Cast, client_for: Any) -> None:
-    """The hot path of every pipeline run (docs/benchmarks/promotions.md): 10 and 15 statements.
+    """The hot path of every pipeline run (docs/benchmarks/promotions.md): 10 and 15 statements at most.
+
+    On PostgreSQL, 8 and 14: the version and its lineage go in one statement, and the promotion
+    request, its key reserved with the model's lock, is inserted once, decided.
 
     Before the access snapshot, the one-query visibility filter and the single evidence read,
     they were 19 and 33. Then the token lookup brought the user's access along, the replay check
@@ -406,8 +409,9 @@ def test_the_pipelines_register_and_promote_stay_within_their_query_budget(cast:
                           {"target_stage": "staging", "reason": "nightly"}, format="json", HTTP_IDEMPOTENCY_KEY="b-1")
     assert r.status_code == 201 and r.json()["state"] == "promoted", r.content
     own_register, own_promote = _own_queries(register.captured_queries), _own_queries(promote.captured_queries)
-    assert len(own_register) <= 10, "\n".join(own_register)
-    assert len(own_promote) <= 15, "\n".join(own_promote)
+    # PostgreSQL writes the version and its two lineage links in one statement (a CTE).
+    assert len(own_register) <= (8 if connection.vendor == "postgresql" else 10), "\n".join(own_register)
+    assert len(own_promote) <= (14 if connection.vendor == "postgresql" else 15), "\n".join(own_promote)
     # On PostgreSQL the request is judged first and inserted once, decided (its key reserved
     # ahead); SQLite, with no sequence to reserve from, inserts it and then saves the decision.
     table = '"governance_promotionrequest"'

@@ -319,3 +319,39 @@ def test_lock_model_outside_a_transaction_is_refused() -> None:
 
     with pytest.raises(RuntimeError, match="inside the transaction"):
         lock_model(ModelFactory(team=TeamFactory()))
+
+
+def test_a_version_and_its_lineage_are_stored_as_the_orm_stores_them(cast: Cast) -> None:
+    """PostgreSQL writes the version and both link tables in one statement; the rows are the ORM's."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.access import Principal
+
+    from tests.factories import DatasetFactory
+
+    model = cast.models["alpha"]
+    ds = [cast.datasets["alpha"], DatasetFactory(team=model.team, name="alpha-holdout")]
+    orm = ModelVersion.objects.create(model=model, version=900, artifact_uri="s3://b/orm", artifact_sha256=digest("o"),
+                                      metrics={"auc": 0.9}, created_by=None)
+    orm.training_datasets.add(*ds)
+    orm.evaluation_datasets.add(ds[0])
+    actor = Principal.of_system("test")
+    with CaptureQueriesContext(connection) as ctx:
+        ours = reg.version_register(actor=actor, model=model, artifact_uri="s3://b/orm", artifact_sha256=digest("n"),
+                                    metrics={"auc": 0.9}, training_datasets=[d.pk for d in ds] + [ds[0].pk],
+                                    evaluation_datasets=[ds[0].pk])
+    writes = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith(("INSERT", "WITH"))
+              and "audits_" not in q["sql"]]
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 3), writes
+    fresh = ModelVersion.objects.get(pk=ours.pk)
+    assert ours._state.adding is False and fresh.version == orm.version + 1
+    skip = {"id", "version", "artifact_sha256", "created_at"}
+    assert {k: v for k, v in ModelVersion.objects.filter(pk=ours.pk).values()[0].items() if k not in skip} == \
+        {k: v for k, v in ModelVersion.objects.filter(pk=orm.pk).values()[0].items() if k not in skip}
+    assert sorted(fresh.training_datasets.values_list("pk", flat=True)) == \
+        sorted(orm.training_datasets.values_list("pk", flat=True))  # each once, duplicates dropped
+    assert list(fresh.evaluation_datasets.values_list("pk", flat=True)) == [ds[0].pk]
+    # No lineage at all: the version alone.
+    bare = reg.version_register(actor=actor, model=model, artifact_uri="s3://b/bare", artifact_sha256=digest("b"))
+    assert not bare.training_datasets.exists() and not bare.evaluation_datasets.exists()
