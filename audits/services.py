@@ -57,11 +57,20 @@ def format_ts(value: datetime) -> str:
     return value.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def audit_append(*, actor: dict[str, Any], action: str, target: Target | None, payload: dict[str, Any]) -> None:
+def audit_append(*, actor: dict[str, Any], action: str, target: Target | None, payload: dict[str, Any],
+                 along: tuple[str, list[Any]] | None = None) -> list[tuple[Any, ...]]:
     """Record one event as part of the current transaction (call it inside ``transaction.atomic``).
 
     If the caller's transaction rolls back, the event goes with it; if this insert fails, the
     caller's change fails too. The event becomes a numbered leaf moments after commit.
+
+    ``along``: the caller's own write that this event records, as (SQL, parameters), run in the
+    same round trip: on PostgreSQL one statement, the event's INSERT a data-modifying CTE of the
+    caller's statement (which may begin with its own ``WITH``); elsewhere the caller's statement
+    first, then the event's. Returns the rows the caller's statement returned (none without one).
+    Why: the pipeline's register and promote each record their writes this way, a round trip
+    fewer per event on the busiest path. The event's content must not depend on the statement's
+    results (keys come reserved beforehand: ``governance.queries.key_sequence``).
     """
     body = {
         "ts": format_ts(timezone.now()),
@@ -72,13 +81,27 @@ def audit_append(*, actor: dict[str, Any], action: str, target: Target | None, p
         "payload": payload,
     }
     # One plain INSERT: this is on every governed write's path, so no ORM object is built for it.
+    insert = f"INSERT INTO {AuditPending._meta.db_table} (body) VALUES (%s)"
+    rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cur:
-        cur.execute(f"INSERT INTO {AuditPending._meta.db_table} (body) VALUES (%s)", [canonical_bytes(body)])
+        if along is not None and connection.vendor == "postgresql":
+            sql, params = along
+            # A data-modifying CTE runs exactly once and to completion, whether or not anything reads it.
+            event = f"WITH _audit_event AS ({insert})"
+            statement = f"{event}, {sql[5:]}" if sql[:5].upper() == "WITH " else f"{event} {sql}"
+            cur.execute(statement, [canonical_bytes(body), *params])
+            rows = cur.fetchall() if cur.description else []
+        else:
+            if along is not None:
+                cur.execute(*along)
+                rows = cur.fetchall() if cur.description else []
+            cur.execute(insert, [canonical_bytes(body)])
     # One sequencing attempt per transaction, however many events it recorded (it drains them
     # all), unless the one already registered belongs to a savepoint that may still roll back.
     live = set(connection.savepoint_ids)
     if not any(func is audit_sequence and sids <= live for sids, func, _ in connection.run_on_commit):
         transaction.on_commit(audit_sequence)
+    return rows
 
 
 def _try_lock() -> bool:

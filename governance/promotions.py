@@ -7,6 +7,8 @@ and the decision is signed. Each service appends exactly one audit event.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -392,13 +394,19 @@ def promotion_rollback(*, actor: Principal, model: RegisteredModel, stage: str, 
                          idempotency_key=idempotency_key, kind=PromotionKind.ROLLBACK)
 
 
-def _insert_request(req: PromotionRequest, statement: CompiledInsert[PromotionRequest]) -> None:
+@contextmanager
+def _one_open_request(req: PromotionRequest) -> Iterator[None]:
+    """The request's insert broke a uniqueness rule: a 409, the whole transaction abandoned (no savepoint)."""
     try:
-        # No savepoint: on a violation the whole transaction is abandoned with the 409.
-        statement.insert([req])
+        yield
     except IntegrityError as exc:
         raise Conflict(f"Another promotion of {req.model.name} to {req.target_stage} was opened at the same moment.",
                        code="promotion_open") from exc
+
+
+def _insert_request(req: PromotionRequest, statement: CompiledInsert[PromotionRequest]) -> None:
+    with _one_open_request(req):
+        statement.insert([req])
 
 
 def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str, reason: str, idempotency_key: str,
@@ -457,11 +465,17 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         if req.pk is None:
             _insert_request(req, _INSERT_REQUEST)
             _decide(req, actor, now, model=model)
+            audit_append(actor=actor.snapshot(), action="governance.promotion.requested",
+                         target=_promotion_target(req), payload=_payload(req) | {"reason": reason})
         else:
+            # Decided, then inserted once, together with the audit event that records it.
             _decide(req, actor, now, model=model, write=False)
-            _insert_request(req, _INSERT_KEYED_REQUEST)
-        audit_append(actor=actor.snapshot(), action="governance.promotion.requested", target=_promotion_target(req),
-                     payload=_payload(req) | {"reason": reason})
+            sql, params, _ = _INSERT_KEYED_REQUEST.statement([req])
+            with _one_open_request(req):
+                audit_append(actor=actor.snapshot(), action="governance.promotion.requested",
+                             target=_promotion_target(req), payload=_payload(req) | {"reason": reason},
+                             along=(sql, params))
+            _INSERT_KEYED_REQUEST.inserted([req])
         notify_promotion_decision(req, "governance.promotion.requested")
     return req, True
 

@@ -257,8 +257,14 @@ class CompiledInsert(Generic[M]):
         sql, returning, by_column = self._sql(using, objs)
         return sql, self._params(using, objs, by_column), returning
 
-    def inserted(self: CompiledInsert[M], objs: list[M], using: str = "default") -> list[M]:
-        """Mark ``objs`` as saved (in ``using``), as ``bulk_create`` does; their keys are set by the caller."""
+    def inserted(self: CompiledInsert[M], objs: list[M], using: str = "default",
+                 keys: list[tuple[Any, ...]] | None = None) -> list[M]:
+        """Mark ``objs`` as saved (in ``using``), as ``bulk_create`` does; ``keys``: the rows ``statement`` returned."""
+        if keys is not None:
+            if len(keys) != len(objs):
+                raise TypeError(f"compiled insert: {len(keys)} keys for {len(objs)} rows")
+            for obj, (pk,) in zip(objs, keys):
+                obj.pk = pk
         for obj in objs:
             obj._state.adding = False
             obj._state.db = using
@@ -273,12 +279,8 @@ class CompiledInsert(Generic[M]):
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             if returning:
-                keys = cursor.fetchall()
-                if len(keys) != len(objs):
-                    raise TypeError(f"compiled insert: {len(keys)} keys for {len(objs)} rows")
-                for obj, (pk,) in zip(objs, keys):
-                    obj.pk = pk
-            elif not self.ignore_conflicts and not self.with_key:
+                return self.inserted(objs, using, keys=cursor.fetchall())
+            if not self.ignore_conflicts and not self.with_key:
                 objs[0].pk = connection.ops.last_insert_id(cursor, self.model._meta.db_table, self.model._meta.pk.column)
         return self.inserted(objs, using)
 

@@ -266,6 +266,7 @@ def _numbering(model: RegisteredModel, artifact_sha256: str) -> tuple[int | None
 
 # The pipeline's hot writes, their SQL built once per connection (governance.queries.CompiledInsert).
 _INSERT_VERSION = CompiledInsert(ModelVersion)
+_INSERT_KEYED_VERSION = CompiledInsert(ModelVersion, with_key=True)
 _INSERT_TRAINING = CompiledInsert(ModelVersion.training_datasets.through, ignore_conflicts=True)
 _INSERT_EVALUATION = CompiledInsert(ModelVersion.evaluation_datasets.through, ignore_conflicts=True)
 _INSERT_STINTS = CompiledInsert(StageAssignment)
@@ -277,34 +278,27 @@ def _link(insert: CompiledInsert[Any], version: ModelVersion, datasets: list[Dat
     insert.insert([insert.model(modelversion_id=version.pk, dataset_id=pk) for pk in ids])
 
 
-def _insert_version(version: ModelVersion, training: list[Dataset], evaluation: list[Dataset]) -> ModelVersion:
-    """Insert a new version and its lineage links (as ``add()`` writes them: ON CONFLICT DO NOTHING).
+def _version_statement(version: ModelVersion, training: list[Dataset], evaluation: list[Dataset]) \
+        -> tuple[str, list[Any]]:
+    """PostgreSQL: one statement inserting ``version`` (its key reserved) and its lineage links.
 
-    On PostgreSQL in one statement: the version's own INSERT (``_INSERT_VERSION``'s SQL, values
-    prepared by each field) with the two link INSERTs as data-modifying CTEs reading its key.
-    That is two round trips fewer on every registration; SQLite, which cannot take an INSERT in
-    a CTE, runs the same three inserts one by one.
+    The version's own INSERT (``_INSERT_KEYED_VERSION``'s SQL, values prepared by each field),
+    with the two link-table INSERTs (as ``add()`` writes them: ON CONFLICT DO NOTHING, each
+    dataset once) as data-modifying CTEs: two round trips fewer on every registration, three
+    with the audit event that records it (``audit_append(along=...)``).
     """
-    if connection.vendor != "postgresql":
-        _INSERT_VERSION.insert([version])
-        _link(_INSERT_TRAINING, version, training)
-        _link(_INSERT_EVALUATION, version, evaluation)
-        return version
-    sql, params, returning = _INSERT_VERSION.statement([version])
-    if not returning:
-        raise TypeError("the version's insert does not return its key")
+    sql, version_params, _ = _INSERT_KEYED_VERSION.statement([version])
     qn = connection.ops.quote_name
-    links = []
-    for name, insert, datasets in (("t", _INSERT_TRAINING, training), ("e", _INSERT_EVALUATION, evaluation)):
+    links: list[str] = []
+    params: list[Any] = []  # in the order the statement takes them: the links' first
+    for name, insert, datasets in (("_training", _INSERT_TRAINING, training),
+                                   ("_evaluation", _INSERT_EVALUATION, evaluation)):
         meta = insert.model._meta
         links.append(f"{name} AS (INSERT INTO {qn(meta.db_table)} ({qn(meta.get_field('modelversion').column)}, "
-                     f"{qn(meta.get_field('dataset').column)}) SELECT v.id, d FROM v, unnest(%s::bigint[]) AS d "
+                     f"{qn(meta.get_field('dataset').column)}) SELECT %s, d FROM unnest(%s::bigint[]) AS d "
                      f"ON CONFLICT DO NOTHING)")
-        params.append(list(dict.fromkeys(d.pk for d in datasets)))
-    with connection.cursor() as cur:
-        cur.execute(f"WITH v AS ({sql}), {', '.join(links)} SELECT id FROM v", params)
-        version.pk = cur.fetchone()[0]
-    return _INSERT_VERSION.inserted([version])[0]
+        params += [version.pk, list(dict.fromkeys(d.pk for d in datasets))]
+    return f"WITH {', '.join(links)} {sql}", params + version_params
 
 
 def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: str, artifact_sha256: str,
@@ -329,7 +323,8 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
     training, evaluation = lineage["training_datasets"], lineage["evaluation_datasets"]
     with transaction.atomic():
         # The model row lock serialises numbering: two registrations never get the same number.
-        model = lock_model(model)
+        # With it, the new version's key where the database hands keys out ahead (PostgreSQL).
+        model, key = lock_model_reserving(model, ModelVersion)
         if model.archived:
             raise Conflict(f"Model {model.name!r} is archived and takes no new versions.", code="model_archived")
         # The last number and any version with this digest, in one read, after the lock (a read
@@ -341,21 +336,29 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
                            f"{model.name} version {same_digest}.", code="duplicate_artifact",
                            details={"existing_version": same_digest})
         number = (last or 0) + 1
-        # The link rows as add() writes them, without set()'s read of the empty lineage a new
-        # version has.
-        version = _insert_version(ModelVersion(
-            model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
+        version = ModelVersion(
+            pk=key, model=model, version=number, artifact_uri=artifact_uri, artifact_sha256=artifact_sha256,
             artifact_size=artifact_size, framework=framework, code_ref=code_ref, parameters=parameters,
             metrics=metrics, pipeline_run_id=pipeline_run_id, description=description, tags=tags,
-            created_by=actor.user if actor.system is None else None), training, evaluation)
-        _remember_lineage(version, training=training, evaluation=evaluation)
+            created_by=actor.user if actor.system is None else None)
+        # The link rows as add() writes them, without set()'s read of the empty lineage a new
+        # version has. PostgreSQL: the version, its links and its audit event in one statement.
+        along = None
+        if key is None:
+            _INSERT_VERSION.insert([version])
+            _link(_INSERT_TRAINING, version, training)
+            _link(_INSERT_EVALUATION, version, evaluation)
+        else:
+            along = _version_statement(version, training, evaluation)
         audit_append(actor=actor.snapshot(), action="registry.version.registered", target=version_target(version),
                      payload={"model": model.name, "version": number, "artifact_uri": artifact_uri,
                               "artifact_sha256": artifact_sha256, "artifact_size": artifact_size,
                               "framework": framework, "code_ref": code_ref, "pipeline_run_id": pipeline_run_id,
                               "training_datasets": [{"id": d.pk, "sha256": d.sha256} for d in training],
                               "evaluation_datasets": [{"id": d.pk, "sha256": d.sha256} for d in evaluation],
-                              "parameters": parameters, "metrics": metrics})
+                              "parameters": parameters, "metrics": metrics}, along=along)
+        _INSERT_VERSION.inserted([version])
+        _remember_lineage(version, training=training, evaluation=evaluation)
     return version
 
 
@@ -497,12 +500,18 @@ def stage_move(*, actor: Principal, version: ModelVersion, stage: str, reason: s
                                         reason=f"displaced from {stage} by v{version.version}"))
         assignment = StageAssignment(model=model, version=version, stage=stage, started_at=now,
                                      started_by=snapshot, reason=reason)
-        _INSERT_STINTS.insert([*rows, assignment])  # one INSERT; ids in this order
-        audit_append(actor=snapshot, action="registry.stage.moved",
-                     target=version_target(version),
-                     payload={"model": model.name, "version": version.version, "stage": stage,
-                              "from_stage": current_of_version.stage if current_of_version else None,
-                              "artifact_sha256": version.artifact_sha256, "reason": reason,
-                              "displaced_version": displaced.held_version if displaced else None})
+        # One INSERT (ids in this order), sent with the audit event that records it.
+        stints = [*rows, assignment]
+        sql, params, returning = _INSERT_STINTS.statement(stints)
+        if not returning:
+            raise TypeError("the stints' insert does not return their keys")
+        keys = audit_append(actor=snapshot, action="registry.stage.moved",
+                            target=version_target(version),
+                            payload={"model": model.name, "version": version.version, "stage": stage,
+                                     "from_stage": current_of_version.stage if current_of_version else None,
+                                     "artifact_sha256": version.artifact_sha256, "reason": reason,
+                                     "displaced_version": displaced.held_version if displaced else None},
+                            along=(sql, params))
+        _INSERT_STINTS.inserted(stints, keys=keys)
     return assignment
 

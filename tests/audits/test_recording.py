@@ -376,6 +376,45 @@ def test_failed_append_rolls_the_change_back(cast: Cast, monkeypatch: Any) -> No
     assert not RegisteredModel.objects.filter(name="unrecorded").exists()
 
 
+def _along_cases() -> list[tuple[str, list[Any], list[tuple[Any, ...]]]]:
+    """A caller's statements: plain, returning rows, and one that brings its own WITH."""
+    table = '"governance_team"'
+    return [
+        (f"UPDATE {table} SET name = %s WHERE slug = %s", ["Alpha renamed", "alpha"], []),
+        (f"UPDATE {table} SET name = %s WHERE slug = %s RETURNING slug", ["Alpha again", "alpha"], [("alpha",)]),
+        (f"WITH t AS (SELECT %s AS slug) UPDATE {table} SET name = %s FROM t WHERE {table}.slug = t.slug "
+         f"RETURNING {table}.slug", ["alpha", "Alpha thrice"], [("alpha",)]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_an_event_sent_along_a_callers_write_is_recorded_with_it(case: int, cast: Cast, sequenced: Any) -> None:
+    """``audit_append(along=...)``: one round trip on PostgreSQL, two elsewhere; atomic either way."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audits.services import Target, audit_append
+    from governance.models import Team
+
+    sql, params, expected = _along_cases()[case]
+    before = len(sequenced())
+    with CaptureQueriesContext(connection) as ctx, transaction.atomic():
+        rows = audit_append(actor={"type": "system", "name": "test"}, action="test.along", target=Target("t", "1"),
+                            payload={"case": case}, along=(sql, params))
+    assert rows == expected
+    sent = [q["sql"] for q in ctx.captured_queries if "governance_team" in q["sql"] or "auditpending" in q["sql"]]
+    assert len([q for q in sent if "INSERT INTO audits_auditpending" in q]) == 1
+    assert len(sent) == (1 if connection.vendor == "postgresql" else 2), sent
+    assert Team.objects.get(slug="alpha").name == (params[0] if case < 2 else params[1])
+    events = sequenced()
+    assert len(events) == before + 1 and events[-1].action == "test.along"
+    # A failing caller's statement records nothing, and its transaction goes.
+    with pytest.raises(Exception), transaction.atomic():
+        audit_append(actor={"type": "system", "name": "test"}, action="test.along", target=None, payload={},
+                     along=('UPDATE "governance_team" SET no_such_column = 1', []))
+    assert len(sequenced()) == before + 1
+
+
 def test_events_carry_actor_snapshot_and_request_id(cast: Cast, client_for: Any, sequenced: Any) -> None:
     r = client_for("ml_engineer").post("/api/v1/models/", {"name": "traced"}, format="json",
                                        HTTP_X_REQUEST_ID="req-12345")
