@@ -396,17 +396,15 @@ def promotion_rollback(*, actor: Principal, model: RegisteredModel, stage: str, 
 
 @contextmanager
 def _one_open_request(req: PromotionRequest) -> Iterator[None]:
-    """The request's insert broke a uniqueness rule: a 409, the whole transaction abandoned (no savepoint)."""
+    """The request's insert broke a uniqueness rule: a 409, the whole transaction abandoned (no savepoint).
+
+    Only the request's own insert runs inside it (alone, or carrying the requested event).
+    """
     try:
         yield
     except IntegrityError as exc:
         raise Conflict(f"Another promotion of {req.model.name} to {req.target_stage} was opened at the same moment.",
                        code="promotion_open") from exc
-
-
-def _insert_request(req: PromotionRequest, statement: CompiledInsert[PromotionRequest]) -> None:
-    with _one_open_request(req):
-        statement.insert([req])
 
 
 def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str, reason: str, idempotency_key: str,
@@ -462,19 +460,19 @@ def _open_request(*, actor: Principal, version: ModelVersion, target_stage: str,
         # the request half-decided.
         req.pk = key
         approval_rows(req, new=True)
+        along = None
         if req.pk is None:
-            _insert_request(req, _INSERT_REQUEST)
+            with _one_open_request(req):
+                _INSERT_REQUEST.insert([req])
             _decide(req, actor, now, model=model)
-            audit_append(actor=actor.snapshot(), action="governance.promotion.requested",
-                         target=_promotion_target(req), payload=_payload(req) | {"reason": reason})
         else:
             # Decided, then inserted once, together with the audit event that records it.
             _decide(req, actor, now, model=model, write=False)
-            sql, params, _ = _INSERT_KEYED_REQUEST.statement([req])
-            with _one_open_request(req):
-                audit_append(actor=actor.snapshot(), action="governance.promotion.requested",
-                             target=_promotion_target(req), payload=_payload(req) | {"reason": reason},
-                             along=(sql, params))
+            along = _INSERT_KEYED_REQUEST.statement([req])[:2]
+        with _one_open_request(req):
+            audit_append(actor=actor.snapshot(), action="governance.promotion.requested",
+                         target=_promotion_target(req), payload=_payload(req) | {"reason": reason}, along=along)
+        if along is not None:
             _INSERT_KEYED_REQUEST.inserted([req])
         notify_promotion_decision(req, "governance.promotion.requested")
     return req, True

@@ -200,7 +200,8 @@ class CompiledInsert(Generic[M]):
 
     def __init__(self: CompiledInsert[M], model: type[M], *, ignore_conflicts: bool = False,
                  with_key: bool = False) -> None:
-        """``with_key``: the instances carry their primary key (from ``reserve_key``), which is inserted as is."""
+        """``with_key``: the instances carry their primary key, reserved from the table's sequence
+        (``reserve_key``, or ``registry.services.lock_model_reserving``), which is inserted as is."""
         self.model = model
         self.ignore_conflicts = ignore_conflicts
         self.with_key = with_key

@@ -357,7 +357,8 @@ def version_register(*, actor: Principal, model: RegisteredModel, artifact_uri: 
                               "training_datasets": [{"id": d.pk, "sha256": d.sha256} for d in training],
                               "evaluation_datasets": [{"id": d.pk, "sha256": d.sha256} for d in evaluation],
                               "parameters": parameters, "metrics": metrics}, along=along)
-        _INSERT_VERSION.inserted([version])
+        if along is not None:
+            _INSERT_KEYED_VERSION.inserted([version])
         _remember_lineage(version, training=training, evaluation=evaluation)
     return version
 
